@@ -1,0 +1,26 @@
+"""Where things live. Every path and knob the project reads from the environment is here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DAGS_DIR = PROJECT_ROOT / "dags"
+CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
+CURRENCIES_CSV = DBT_PROJECT_DIR / "seeds" / "currencies.csv"
+
+DEFAULT_GRACE = "1 hour"
+
+
+def billing_home() -> Path:
+    """`BILLING_HOME`, default `.billing/` in the current directory; created on first use."""
+    home = Path(os.environ.get("BILLING_HOME", ".billing")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def configured_warehouse_url() -> str | None:
+    """`BILLING_WAREHOUSE_URL` when the operator points us at their own PostgreSQL."""
+    return os.environ.get("BILLING_WAREHOUSE_URL") or None

@@ -1,0 +1,95 @@
+-- The system of record: written by the issuing, charging and webhook steps, never by dbt.
+-- Issued invoices and their lines are immutable; only an invoice's status moves (SPEC §6).
+
+create schema if not exists billing;
+
+create table if not exists billing.invoices (
+    invoice_id text primary key,
+    invoice_number text not null unique,
+    customer_id text not null,
+    subscription_id text not null,
+    period_start timestamptz not null,
+    period_end timestamptz not null,
+    currency text not null,
+    subtotal_minor bigint not null,
+    credits_minor bigint not null default 0,
+    total_minor bigint not null check (total_minor >= 0),
+    status text not null
+        check (status in ('open', 'paid', 'payment_failed', 'uncollectible', 'void')),
+    issued_at timestamptz not null,
+    -- SPEC §6: one invoice per subscription per period, whatever re-runs happen.
+    unique (subscription_id, period_start)
+);
+
+create table if not exists billing.invoice_lines (
+    invoice_id text not null references billing.invoices,
+    line_no int not null,
+    kind text not null check (kind in ('base_fee', 'usage', 'credit', 'adjustment')),
+    event_name text,
+    description text not null,
+    quantity numeric,
+    included_units numeric,
+    amount_minor bigint not null,
+    detail jsonb,
+    primary key (invoice_id, line_no)
+);
+
+-- One row per charge attempt, written before the gateway is called (status 'pending') and
+-- resolved after it, so a crash in between is resumed with the same idempotency key.
+create table if not exists billing.charge_attempts (
+    idempotency_key text primary key,
+    invoice_id text not null references billing.invoices,
+    attempt_no int not null,
+    payment_method_id text,
+    amount_minor bigint not null,
+    currency text not null,
+    status text not null check (status in ('pending', 'succeeded', 'failed')),
+    failure_code text,
+    gateway_charge_id text,
+    created_at timestamptz not null default now(),
+    resolved_at timestamptz,
+    unique (invoice_id, attempt_no)
+);
+
+-- The sandbox gateway's own ledger: what it "charged", by idempotency key.
+create table if not exists billing.sandbox_gateway_charges (
+    idempotency_key text primary key,
+    payment_method_id text not null,
+    amount_minor bigint not null,
+    currency text not null,
+    succeeded boolean not null,
+    failure_code text,
+    gateway_charge_id text not null,
+    created_at timestamptz not null default now()
+);
+
+-- The webhook outbox: written in the same transaction as the state change it describes.
+create table if not exists billing.webhook_events (
+    event_id text primary key,
+    event_type text not null,
+    created_at timestamptz not null default now(),
+    data jsonb not null
+);
+
+create table if not exists billing.webhook_deliveries (
+    event_id text not null references billing.webhook_events,
+    endpoint_id text not null,
+    status text not null default 'pending'
+        check (status in ('pending', 'delivered', 'dead_lettered')),
+    attempt_count int not null default 0,
+    next_attempt_at timestamptz not null default now(),
+    delivered_at timestamptz,
+    primary key (event_id, endpoint_id)
+);
+
+create table if not exists billing.webhook_delivery_attempts (
+    event_id text not null,
+    endpoint_id text not null,
+    attempt_no int not null,
+    attempted_at timestamptz not null,
+    response_status int,
+    latency_ms int not null,
+    error text,
+    primary key (event_id, endpoint_id, attempt_no),
+    foreign key (event_id, endpoint_id) references billing.webhook_deliveries
+);

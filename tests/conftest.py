@@ -1,0 +1,45 @@
+"""One embedded warehouse for the whole test session, under a temporary BILLING_HOME.
+
+Every test that touches the warehouse shares it; tests that need a clean slate call
+`reset_warehouse()`, which empties the tables instead of starting a new server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def billing_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("billing_home")
+    os.environ["BILLING_HOME"] = str(home)
+    yield home
+    if not os.environ.get("BILLING_WAREHOUSE_URL"):
+        from billing.warehouse import stop_embedded
+
+        stop_embedded()
+
+
+@pytest.fixture(scope="session")
+def warehouse(billing_home: Path) -> str:
+    """The warehouse URL, with `billing init` applied."""
+    from billing.schema import init_warehouse
+    from billing.warehouse import warehouse_url
+
+    init_warehouse()
+    return warehouse_url()
+
+
+def reset_warehouse() -> None:
+    """Empty every raw and billing table (the schemas stay)."""
+    from billing.warehouse import connect
+
+    with connect() as connection:
+        tables = connection.execute(
+            "select format('%I.%I', schemaname, tablename) from pg_tables"
+            " where schemaname in ('raw', 'billing')"
+        ).fetchall()
+        connection.execute(f"truncate {', '.join(name for (name,) in tables)} cascade")
