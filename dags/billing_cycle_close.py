@@ -1,0 +1,92 @@
+"""billing_cycle_close — close every billing period that has ended, issue its invoice, collect it.
+
+For the run's logical time `as_of` (the `as_of` param, else the logical date, else now), every
+subscription period with `as_of >= period_end + grace` is closed: dbt dedupes, validates and
+attributes the events, a Great Expectations gate checks them, dbt rates the draft invoices, a
+second gate checks those, and only then are invoices issued, auto_charge invoices charged and the
+webhooks dispatched.
+
+Re-running it, for the same or any later as_of, issues nothing twice: invoices are keyed by
+subscription × period, charge attempts by invoice × attempt, webhook events by what they announce.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+DAG_ID = "billing_cycle_close"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["billing", "invoicing"],
+    params={"as_of": None, "grace": "1 hour"},
+)
+def billing_cycle_close():
+    @task
+    def resolve_window() -> dict:
+        """The closing window: `as_of` and `grace`, validated once for every task below."""
+        from billing.window import ClosingWindow
+
+        context = get_current_context()
+        as_of = context["params"]["as_of"] or context.get("logical_date") or pendulum.now("UTC")
+        return ClosingWindow.parse(as_of, context["params"]["grace"]).as_dict()
+
+    @task
+    def build_event_models(window: dict) -> int:
+        from billing import transform
+
+        return transform.build(transform.EVENTS_SLICE, **window)
+
+    @task
+    def check_closing_events(window: dict) -> None:
+        from billing.quality import billing_gates
+
+        billing_gates.check_closing_events(**window)
+
+    @task
+    def rate_draft_invoices(window: dict) -> int:
+        from billing import transform
+
+        return transform.build(transform.RATING_SLICE, **window)
+
+    @task
+    def check_draft_invoices(window: dict) -> None:
+        from billing.quality import billing_gates
+
+        billing_gates.check_draft_invoices(**window)
+
+    @task
+    def issue_invoices() -> dict:
+        from billing.invoicing import issue_invoices
+
+        return issue_invoices().__dict__
+
+    @task
+    def charge_invoices() -> dict:
+        from billing.payments.charging import charge_open_invoices
+        from billing.payments.gateway import configured_gateway
+
+        return charge_open_invoices(configured_gateway()).__dict__
+
+    @task
+    def dispatch_webhooks() -> dict:
+        from billing.webhooks.dispatch import dispatch_webhooks
+
+        return dispatch_webhooks().__dict__
+
+    window = resolve_window()
+    events_built = build_event_models(window)
+    events_checked = check_closing_events(window)
+    drafts_rated = rate_draft_invoices(window)
+    drafts_checked = check_draft_invoices(window)
+    events_built >> events_checked >> drafts_rated >> drafts_checked
+    drafts_checked >> issue_invoices() >> charge_invoices() >> dispatch_webhooks()
+
+
+billing_cycle_close()

@@ -1,0 +1,7 @@
+{#
+    SPEC §2: a blank text counts as missing. The value itself is kept as sent
+    (routing on event_name is exact-match), only blanks become null.
+#}
+{% macro blank_as_null(column) -%}
+    case when btrim({{ column }}) = '' then null else {{ column }} end
+{%- endmacro %}

@@ -1,0 +1,29 @@
+{{ config(materialized='view') }}
+
+with
+
+ranked as (
+
+    select * from {{ ref('int_usage_events__ranked') }}
+
+),
+
+winners as (
+
+    select
+        reference,
+        customer_id,
+        event_name,
+        value,
+        properties,
+        action,
+        occurred_at,
+        ingested_at
+
+    from ranked
+
+    where reference_rank = 1
+
+)
+
+select * from winners

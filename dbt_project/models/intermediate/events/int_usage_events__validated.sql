@@ -1,0 +1,115 @@
+with
+
+events as (
+
+    select * from {{ ref('int_usage_events__deduped') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_app__customers') }}
+
+),
+
+meters as (
+
+    select * from {{ ref('stg_app__meters') }}
+
+),
+
+subscriptions as (
+
+    select * from {{ ref('stg_app__subscriptions') }}
+
+),
+
+-- SPEC §2 attribution: the subscription with
+-- started_at <= occurred_at < coalesce(ended_at, infinity). Overlapping
+-- subscriptions are bad input stopped by a gate; the latest start wins here so
+-- that an event is never counted twice.
+with_subscription as (
+
+    select
+        events.*,
+        customers.customer_id as known_customer_id,
+        meters.event_name as known_event_name,
+        meters.aggregation,
+        meters.is_value_read,
+        active_subscription.subscription_id,
+        active_subscription.plan_id
+
+    from events
+
+    left join customers
+        on events.customer_id = customers.customer_id
+
+    left join meters
+        on events.event_name = meters.event_name
+
+    left join lateral (
+        select
+            subscriptions.subscription_id,
+            subscriptions.plan_id
+        from subscriptions
+        where subscriptions.customer_id = events.customer_id
+            and subscriptions.started_at <= events.occurred_at
+            and events.occurred_at
+                < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
+        order by subscriptions.started_at desc
+        limit 1
+    ) as active_subscription on true
+
+),
+
+-- SPEC §2: one reason per event; the first that applies, in this order.
+validated as (
+
+    select
+        *,
+
+        case
+            when reference is null then 'missing_reference'
+            when customer_id is null then 'missing_customer'
+            when known_customer_id is null then 'unknown_customer'
+            when known_event_name is null then 'unknown_meter'
+            when occurred_at is null then 'missing_timestamp'
+            when occurred_at > ingested_at + interval '5 minutes'
+                then 'future_timestamp'
+            when value is null and is_value_read then 'invalid_value'
+            when value < 0 and aggregation != 'weighted_sum'
+                then 'invalid_value'
+            when aggregation = 'time_duration' and value not in (0, 1)
+                then 'invalid_value'
+            when action is not null and action not in ('increment', 'set')
+                then 'invalid_action'
+            when action = 'set' and aggregation != 'sum'
+                then 'invalid_action'
+            when subscription_id is null then 'no_active_subscription'
+        end as reject_reason
+
+    from with_subscription
+
+),
+
+final as (
+
+    select
+        reference,
+        customer_id,
+        event_name,
+        value,
+        properties,
+        coalesce(action, 'increment') as action,
+        occurred_at,
+        ingested_at,
+        aggregation,
+        subscription_id,
+        plan_id,
+        reject_reason
+
+    from validated
+
+)
+
+select * from final

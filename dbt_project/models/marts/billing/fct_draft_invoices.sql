@@ -1,0 +1,73 @@
+with
+
+closed_periods as (
+
+    select * from {{ ref('int_subscription_periods') }}
+
+    where is_closed
+
+),
+
+plans as (
+
+    select * from {{ ref('stg_app__plans') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_app__customers') }}
+
+),
+
+lines as (
+
+    select * from {{ ref('fct_draft_invoice_lines') }}
+
+),
+
+line_totals as (
+
+    select
+        invoice_id,
+        count(*) as count_lines,
+        sum(amount_minor) as subtotal_minor
+
+    from lines
+
+    group by 1
+
+),
+
+-- SPEC §6: one invoice per subscription per closed period, in the plan's
+-- currency; an invoice with no lines still exists (total 0, paid at once).
+final as (
+
+    select
+        {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
+            as invoice_id,
+        closed_periods.customer_id,
+        closed_periods.subscription_id,
+        closed_periods.plan_id,
+        closed_periods.period_start,
+        closed_periods.period_end,
+        plans.currency,
+        customers.collection_method,
+        coalesce(line_totals.count_lines, 0)::int as count_lines,
+        coalesce(line_totals.subtotal_minor, 0)::bigint as subtotal_minor
+
+    from closed_periods
+
+    inner join plans
+        on closed_periods.plan_id = plans.plan_id
+
+    inner join customers
+        on closed_periods.customer_id = customers.customer_id
+
+    left join line_totals
+        on {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
+            = line_totals.invoice_id
+
+)
+
+select * from final

@@ -1,0 +1,33 @@
+with
+
+ranked as (
+
+    select * from {{ ref('int_usage_events__ranked') }}
+
+),
+
+-- SPEC §2: every row that lost to an earlier row with the same reference is
+-- dropped from billing and counted here; one whose payload differs from the
+-- winner's is a conflicting duplicate, listed for review.
+duplicates as (
+
+    select
+        reference,
+        customer_id,
+        event_name,
+        value,
+        properties,
+        action,
+        occurred_at,
+        ingested_at,
+        winner_ingested_at,
+        winner_payload,
+        payload is distinct from winner_payload as is_conflicting
+
+    from ranked
+
+    where reference_rank > 1
+
+)
+
+select * from duplicates

@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        customer_id,
+        payment_method_id,
+
+        ---------- dimensions
+        name as customer_name,
+        email,
+        upper(currency) as currency,
+        timezone,
+        collection_method,
+
+        ---------- timestamps
+        created_at
+
+    from source
+
+)
+
+select * from renamed

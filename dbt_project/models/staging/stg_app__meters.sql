@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'meters') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        event_name,
+
+        ---------- dimensions
+        display_name,
+        description,
+        aggregation,
+        property as aggregated_property,
+        unit,
+
+        ---------- flags
+        -- SPEC §2: every aggregation but count and count_unique reads `value`
+        aggregation not in ('count', 'count_unique') as is_value_read
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'plan_charges') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        plan_id,
+        event_name,
+
+        ---------- dimensions
+        pricing_model,
+        alert_thresholds,
+
+        ---------- measures
+        unit_price,
+        included_units,
+        package_size,
+        percentage_rate,
+        fixed_fee_per_event
+
+    from source
+
+)
+
+select * from renamed

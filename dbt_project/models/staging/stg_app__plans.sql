@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'plans') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        plan_id,
+
+        ---------- dimensions
+        name as plan_name,
+        upper(currency) as currency,
+        interval as billing_interval,
+
+        ---------- measures
+        base_fee
+
+    from source
+
+)
+
+select * from renamed

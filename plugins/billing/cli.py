@@ -1,0 +1,138 @@
+"""The `billing` command line: set up the warehouse, load the catalog and events, run the DAGs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from billing.settings import DEFAULT_GRACE
+
+app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="The catalog: meters, plans, customers, subscriptions, endpoints.", no_args_is_help=True)
+load_app = typer.Typer(help="Load raw data into the warehouse.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(load_app, name="load")
+app.add_typer(warehouse_app, name="warehouse")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade schemas `raw` and `billing` and everything the pipeline needs."""
+    from billing.schema import init_warehouse
+
+    init_warehouse()
+    console.print("warehouse ready: schemas raw and billing are up to date")
+
+
+@catalog_app.command("apply")
+def catalog_apply(file: Path) -> None:
+    """Validate FILE.yaml, then upsert it; nothing is written if anything is invalid."""
+    from billing.catalog import CatalogError, apply_catalog
+
+    try:
+        written = apply_catalog(file)
+    except CatalogError as error:
+        fail(str(error))
+    console.print("catalog applied: " + ", ".join(f"{count} {table}" for table, count in written.items()))
+
+
+@load_app.command("events")
+def load_events(file: Path) -> None:
+    """Load FILE (CSV with a header, or JSON Lines) into raw.usage_events, all or nothing."""
+    from billing.loading import LoadError, load_events
+
+    try:
+        result = load_events(file, show_progress=sys.stderr.isatty())
+    except LoadError as error:
+        fail(f"{file}: refused, nothing loaded: {error}")
+    console.print(f"loaded {result.rows} events from {file}")
+
+
+@app.command("close-cycles")
+def close_cycles(
+    as_of: str = typer.Option(..., "--as-of", help="Logical time of the close (ISO 8601; UTC if no offset)."),
+    grace: str = typer.Option(DEFAULT_GRACE, "--grace", help="Close periods with as_of >= end + grace (1h, 30m, 2d)."),
+) -> None:
+    """Run the billing_cycle_close DAG through Airflow for AS_OF."""
+    from billing.window import ClosingWindow
+
+    try:
+        window = ClosingWindow.parse(as_of, grace)
+    except ValueError as error:
+        fail(str(error), code=2)
+    _run("billing_cycle_close", window.as_of, conf=window.as_dict())
+
+
+@app.command()
+def run(
+    dag_id: str,
+    logical_date: str = typer.Option(None, "--logical-date", help="ISO 8601 (default: now)."),
+) -> None:
+    """Run any of the project's DAGs through Airflow for a logical time."""
+    from billing.window import parse_timestamp
+
+    try:
+        moment = parse_timestamp(logical_date) if logical_date else datetime.now(timezone.utc)
+    except ValueError as error:
+        fail(str(error), code=2)
+    _run(dag_id, moment, conf={})
+
+
+@app.command()
+def demo() -> None:
+    """Bill the worked examples end to end on a fresh demo warehouse and show the results."""
+    from billing.demo.run import run_demo
+
+    run_demo(console)
+
+
+@warehouse_app.command("url")
+def warehouse_url() -> None:
+    """Print the warehouse URL (starting the embedded server if needed)."""
+    from billing.warehouse import warehouse_url
+
+    console.print(warehouse_url(), highlight=False)
+
+
+@warehouse_app.command("psql")
+def warehouse_psql() -> None:
+    """Open psql on the warehouse."""
+    from billing.warehouse import psql_command
+
+    command = psql_command()
+    os.execvp(command[0], command)
+
+
+@warehouse_app.command("stop")
+def warehouse_stop() -> None:
+    """Stop the embedded server (a no-op for BILLING_WAREHOUSE_URL)."""
+    from billing.warehouse import stop_embedded
+
+    console.print("embedded warehouse stopped" if stop_embedded() else "no embedded warehouse running")
+
+
+def _run(dag_id: str, logical_date: datetime, *, conf: dict) -> None:
+    from billing.orchestration import run_dag
+
+    with console.status(f"running {dag_id} for {logical_date.isoformat()} through Airflow"):
+        try:
+            outcome = run_dag(dag_id, logical_date=logical_date, conf=conf)
+        except LookupError as error:
+            fail(str(error), code=2)
+    if not outcome.succeeded:
+        fail(f"{dag_id} run {outcome.run_id} failed in task(s): {', '.join(outcome.failed_tasks)}")
+    console.print(f"{dag_id} run {outcome.run_id}: success")

@@ -1,0 +1,51 @@
+"""The sandbox gateway (the default): SPEC §7's test payment methods, with a ledger in the warehouse.
+
+It behaves like a real gateway's test mode: the outcome depends on the payment method, and a
+request with an idempotency key it has seen returns the first outcome without charging again.
+"""
+
+from __future__ import annotations
+
+from billing.idempotency import idempotency_key
+from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown
+from billing.warehouse import connect
+
+DECLINES = {
+    "pm_card_chargeDeclined": "card_declined",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
+# Beyond SPEC §7: charges the card but loses the first response, as a gateway timeout does.
+TIMEOUT_ONCE = "pm_card_timeoutOnce"
+
+
+class SandboxGateway:
+    def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        with connect() as connection:
+            recorded = connection.execute(
+                "select succeeded, gateway_charge_id, failure_code"
+                " from billing.sandbox_gateway_charges where idempotency_key = %s",
+                (request.idempotency_key,),
+            ).fetchone()
+            if recorded:
+                return ChargeOutcome(*recorded)
+            outcome = _decide(request)
+            connection.execute(
+                "insert into billing.sandbox_gateway_charges (idempotency_key, payment_method_id,"
+                " amount_minor, currency, succeeded, failure_code, gateway_charge_id)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
+                (request.idempotency_key, request.payment_method_id, request.amount_minor,
+                 request.currency, outcome.succeeded, outcome.failure_code, outcome.gateway_charge_id),
+            )
+        if request.payment_method_id == TIMEOUT_ONCE:
+            raise OutcomeUnknown("sandbox: response lost after charging (pm_card_timeoutOnce)")
+        return outcome
+
+
+def _decide(request: ChargeRequest) -> ChargeOutcome:
+    charge_id = idempotency_key("sbch", request.idempotency_key)
+    failure = DECLINES.get(request.payment_method_id)
+    if request.payment_method_id == "pm_card_declineOnce" and request.attempt_no == 1:
+        failure = "card_declined"
+    if failure:
+        return ChargeOutcome(succeeded=False, gateway_charge_id=charge_id, failure_code=failure)
+    return ChargeOutcome(succeeded=True, gateway_charge_id=charge_id)
