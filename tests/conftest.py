@@ -7,6 +7,8 @@ Every test that touches the warehouse shares it; tests that need a clean slate c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,21 @@ def reset_warehouse() -> None:
             " where schemaname in ('raw', 'billing')"
         ).fetchall()
         connection.execute(f"truncate {', '.join(name for (name,) in tables)} cascade")
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `billing` console script as a user would, in this session's BILLING_HOME."""
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("billing")), *args],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=900,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"billing {' '.join(args)} exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
+    return completed
+
+
+def query(sql: str, *params) -> list[tuple]:
+    from billing.warehouse import connect
+
+    with connect() as connection:
+        return connection.execute(sql, params).fetchall()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.11 and install the project (with its test tools) into it.
+# Re-running is cheap: the install is skipped while pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"' \
+    || { echo "error: need Python 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    rm -f .venv/.installed-* && touch "$stamp"
+fi

@@ -1,0 +1,53 @@
+"""A crash between "charge attempt recorded" and "outcome recorded" is resumed, not repeated.
+
+The sandbox's `pm_card_timeoutOnce` charges the card and then loses the response, as a gateway
+timeout does: charge_invoices fails with the attempt still pending. The re-run re-sends the same
+idempotency key and the gateway answers with the charge it already made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import query, reset_warehouse, run_cli
+from spine.events import usage, write_csv
+
+CATALOG = """
+meters:
+  - {event_name: api_call, display_name: API calls, aggregation: sum}
+plans:
+  - plan_id: usage_usd
+    name: Usage
+    currency: USD
+    interval: month
+    charges:
+      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
+customers:
+  - {customer_id: flaky, name: Flaky, currency: USD, collection_method: auto_charge,
+     payment_method_id: pm_card_timeoutOnce}
+subscriptions:
+  - {subscription_id: s_flaky, customer_id: flaky, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z"}
+"""
+
+
+def test_charge_interrupted_after_recording_is_resumed_with_the_same_key(warehouse, tmp_path: Path):
+    reset_warehouse()
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    run_cli("catalog", "apply", str(tmp_path / "catalog.yaml"))
+    run_cli("load", "events", str(write_csv(tmp_path / "events.csv", usage("flaky", "api_call", [12_345], "2026-06-03", "x"))))
+
+    crashed = run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z", check=False)
+    assert crashed.returncode == 1
+    assert "charge_invoices" in crashed.stderr
+    [(key, status)] = query("select idempotency_key, status from billing.charge_attempts")
+    assert status == "pending"
+    assert query("select status, total_minor from billing.invoices") == [("open", 1_235)]
+    assert query("select count(*) from billing.webhook_events") == [(0,)]
+
+    run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z")
+    assert query("select idempotency_key, status from billing.charge_attempts") == [(key, "succeeded")]
+    assert query("select idempotency_key, amount_minor from billing.sandbox_gateway_charges") == [(key, 1_235)]
+    assert query("select status from billing.invoices") == [("paid",)]
+    assert query("select event_type from billing.webhook_events order by 1") == [
+        ("billing.charge.succeeded",), ("billing.invoice.generated",),
+    ]

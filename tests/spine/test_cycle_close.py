@@ -1,0 +1,183 @@
+"""The billing spine end to end: CLI → Airflow DAG → dbt → gates → invoices → charges → webhooks.
+
+One warehouse, two closes (June, then July), every worked example of the spine issue checked to
+the cent, and the re-run guarantees: same invoices, one charge attempt per invoice, same events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from billing.webhooks.receiver import WebhookReceiver
+from conftest import query, reset_warehouse, run_cli
+from spine.events import july_events, june_events, late_duplicates, write_csv
+
+CATALOG = Path(__file__).with_name("catalog.yaml")
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+JUNE_CLOSE = "2026-07-01T01:00:00Z"
+JULY_CLOSE = "2026-08-01T01:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    with WebhookReceiver(SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def june_closed(warehouse, receiver, tmp_path_factory):
+    reset_warehouse()
+    folder = tmp_path_factory.mktemp("spine")
+    endpoint = folder / "endpoint.yaml"
+    endpoint.write_text(
+        f"webhook_endpoints:\n  - {{endpoint_id: receiver, url: '{receiver.url}', secret: {SECRET}}}\n"
+    )
+    run_cli("init")
+    run_cli("catalog", "apply", str(CATALOG))
+    run_cli("catalog", "apply", str(endpoint))
+    run_cli("load", "events", str(write_csv(folder / "june.csv", june_events())))
+    run_cli("load", "events", str(write_csv(folder / "late.csv", late_duplicates())))
+    run_cli("close-cycles", "--as-of", JUNE_CLOSE)
+    return folder
+
+
+def invoice(subscription_id: str, period_start: str) -> dict:
+    [row] = query(
+        "select invoice_id, invoice_number, currency, subtotal_minor, total_minor, status"
+        " from billing.invoices where subscription_id = %s and period_start = %s::timestamptz",
+        subscription_id, period_start,
+    )
+    return dict(zip(["invoice_id", "number", "currency", "subtotal_minor", "total_minor", "status"], row))
+
+
+def lines(invoice_id: str) -> list[tuple]:
+    return query(
+        "select kind, event_name, quantity, amount_minor from billing.invoice_lines"
+        " where invoice_id = %s order by line_no",
+        invoice_id,
+    )
+
+
+def test_usage_based_invoice_bills_each_meter_to_the_cent(june_closed):
+    usage = invoice("s_usage", "2026-06-01T00:00Z")
+    assert lines(usage["invoice_id"]) == [
+        ("usage", "api_call", 1_234_567, 123_457),
+        ("usage", "file_upload", 42, 420),
+    ]
+    assert (usage["currency"], usage["total_minor"], usage["status"]) == ("USD", 123_877, "paid")
+
+
+def test_postpaid_plan_bills_base_fee_and_calls_over_the_included(june_closed):
+    heavy = invoice("s_heavy", "2026-06-01T00:00Z")
+    assert lines(heavy["invoice_id"]) == [("base_fee", None, 1, 9_900), ("usage", "api_call", 25_000, 15_000)]
+    assert (heavy["total_minor"], heavy["status"]) == (24_900, "open")
+    light = invoice("s_light", "2026-06-01T00:00Z")
+    assert lines(light["invoice_id"]) == [("base_fee", None, 1, 9_900), ("usage", "api_call", 8_000, 0)]
+    assert (light["total_minor"], light["status"]) == (9_900, "payment_failed")
+
+
+def test_partial_first_period_prorates_the_base_fee(june_closed):
+    late = invoice("s_late", "2026-06-16T00:00Z")
+    assert lines(late["invoice_id"]) == [("base_fee", None, 0.5, 4_950), ("usage", "api_call", 500, 0)]
+    # no payment method: the attempt fails without calling the gateway
+    assert late["status"] == "payment_failed"
+    assert query(
+        "select failure_code from billing.charge_attempts where invoice_id = %s", late["invoice_id"]
+    ) == [("no_payment_method",)]
+
+
+def test_duplicates_count_once_and_conflicts_are_listed(june_closed):
+    assert query(
+        "select reference, is_conflicting, value from billing_marts.fct_usage_event_duplicates order by 1, 3"
+    ) == [("d-conflict", True, 9), ("d-thrice", False, 100), ("d-thrice", False, 100)]
+
+
+def test_yen_amounts_round_half_away_from_zero_to_whole_yen(june_closed):
+    assert invoice("s_yen", "2026-06-01T00:00Z")["total_minor"] == 617  # 1,234 × ¥0.5
+
+
+def test_every_reject_reason_is_quarantined_once(june_closed):
+    assert query(
+        "select reject_reason, coalesce(reference, '') from billing_marts.fct_rejected_usage_events order by 1"
+    ) == [
+        ("future_timestamp", "r-future"),
+        ("invalid_action", "r-bad-action"),
+        ("invalid_action", "r-set-on-count"),
+        ("invalid_value", "r-negative"),
+        ("missing_customer", "r-no-customer"),
+        ("missing_reference", ""),
+        ("missing_timestamp", "r-no-timestamp"),
+        ("no_active_subscription", "r-before-start"),
+        ("unknown_customer", "r-unknown-customer"),
+        ("unknown_meter", "r-unknown-meter"),
+    ]
+
+
+def test_invoices_are_numbered_gaplessly_in_period_order(june_closed):
+    assert query(
+        "select invoice_number, subscription_id from billing.invoices order by invoice_number"
+    ) == [
+        ("INV-000001", "s_tokyo"),  # Tokyo's June ends first: 2026-06-30T15:00Z
+        ("INV-000002", "s_heavy"),
+        ("INV-000003", "s_light"),
+        ("INV-000004", "s_usage"),
+        ("INV-000005", "s_yen"),
+        ("INV-000006", "s_late"),  # starts June 16
+    ]
+
+
+def test_webhooks_are_signed_and_announce_each_state_change(june_closed, receiver):
+    received = sorted((payload["type"], _invoice_of(payload)) for _, payload in receiver.accepted)
+    assert received == sorted([
+        *[("billing.invoice.generated", subscription) for subscription in
+          ["s_tokyo", "s_heavy", "s_late", "s_light", "s_usage", "s_yen"]],
+        ("billing.charge.succeeded", "s_usage"),
+        ("billing.charge.failed", "s_light"),
+        ("billing.charge.failed", "s_late"),
+    ])
+    assert receiver.rejected == 0
+    assert query("select count(*), count(*) filter (where status = 'delivered') from billing.webhook_deliveries") == [(9, 9)]
+
+
+def test_rerunning_the_same_close_changes_nothing(june_closed, receiver):
+    before = _snapshot()
+    delivered = len(receiver.accepted)
+    run_cli("close-cycles", "--as-of", JUNE_CLOSE)
+    assert _snapshot() == before
+    assert len(receiver.accepted) == delivered
+
+
+def test_a_later_close_issues_only_the_new_periods(june_closed, receiver):
+    run_cli("load", "events", str(write_csv(june_closed / "july.csv", july_events())))
+    run_cli("close-cycles", "--as-of", JULY_CLOSE)
+    new = query("select invoice_number, subscription_id from billing.invoices where invoice_number > 'INV-000006' order by 1")
+    assert new == [
+        ("INV-000007", "s_tokyo"),
+        ("INV-000008", "s_heavy"),
+        ("INV-000009", "s_late"),
+        ("INV-000010", "s_light"),
+        ("INV-000011", "s_usage"),
+        ("INV-000012", "s_yen"),
+    ]
+    assert invoice("s_yen", "2026-07-01T00:00Z")["total_minor"] == 618  # 1,235 × ¥0.5
+    assert invoice("s_heavy", "2026-07-01T00:00Z")["total_minor"] == 9_900  # 8,000 calls, all included
+    tokyo_july = invoice("s_tokyo", "2026-06-30T15:00Z")
+    assert lines(tokyo_july["invoice_id"]) == [("usage", "api_call", 2, 1)]
+    assert query("select count(*) from billing.charge_attempts group by invoice_id having count(*) > 1") == []
+
+
+def _invoice_of(payload: dict) -> str:
+    data = payload["data"]
+    return data.get("invoice", data)["subscription_id"]
+
+
+def _snapshot() -> dict:
+    return {
+        "invoices": query("select * from billing.invoices order by invoice_id"),
+        "lines": query("select * from billing.invoice_lines order by invoice_id, line_no"),
+        "attempts": query("select idempotency_key, invoice_id, status from billing.charge_attempts order by 1"),
+        "events": query("select event_id, event_type from billing.webhook_events order by 1"),
+        "sandbox_charges": query("select idempotency_key from billing.sandbox_gateway_charges order by 1"),
+    }

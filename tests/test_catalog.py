@@ -1,0 +1,84 @@
+"""`billing catalog apply`: validated against the data contracts, all or nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from billing.catalog import CatalogError, apply_catalog
+from conftest import query, reset_warehouse, run_cli
+
+VALID = """
+meters:
+  - {event_name: api_call, display_name: API calls, aggregation: sum}
+plans:
+  - plan_id: tiered
+    name: Tiered
+    currency: EUR
+    interval: month
+    base_fee: 19.99
+    charges:
+      - event_name: api_call
+        pricing_model: graduated
+        tiers:
+          - {up_to: 10000, unit_price: 0.02}
+          - {up_to: 50000, unit_price: 0.01}
+          - {up_to: null, unit_price: 0.005}
+customers:
+  - {customer_id: c1, name: C One, currency: eur, timezone: Europe/Berlin, collection_method: request_payment}
+subscriptions:
+  - {subscription_id: s1, customer_id: c1, plan_id: tiered, started_at: "2026-06-01T00:00:00+02:00"}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
+    reset_warehouse()
+    written = apply_catalog(write(tmp_path, VALID))
+    assert written == {"meters": 1, "plans": 1, "plan_charges": 1, "plan_charge_tiers": 3, "customers": 1, "subscriptions": 1}
+    assert query("select tier, up_to, unit_price from raw.plan_charge_tiers order by tier") == [
+        (1, Decimal("10000"), Decimal("0.02")), (2, Decimal("50000"), Decimal("0.01")), (3, None, Decimal("0.005")),
+    ]
+    assert query("select base_fee, currency from raw.plans") == [(Decimal("19.99"), "EUR")]
+    assert query("select currency from raw.customers") == [("EUR",)]
+    # applying it again changes nothing
+    apply_catalog(write(tmp_path, VALID))
+    assert query("select count(*) from raw.plan_charge_tiers") == [(3,)]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("aggregation: sum", "aggregation: median"), "'median' is not one of"),
+    (("pricing_model: graduated", "pricing_model: tiered"), "'tiered' is not one of"),
+    (("{up_to: null, unit_price: 0.005}", "{up_to: 90000, unit_price: 0.005}"), "last tier must be unbounded"),
+    (("{up_to: 50000, unit_price: 0.01}", "{up_to: 5000, unit_price: 0.01}"), "up_to must increase"),
+    (("currency: eur", "currency: usd"), "plan 'tiered' bills in EUR but customer 'c1' pays in USD"),
+    (("Europe/Berlin", "Europe/Atlantis"), "'Europe/Atlantis' is not an IANA timezone"),
+    (("currency: EUR", "currency: EURO"), "'EURO' is not a supported ISO 4217 currency"),
+    (("- event_name: api_call\n", "- event_name: api_calls\n"), "unknown meter 'api_calls'"),
+    (("started_at: \"2026-06-01T00:00:00+02:00\"", "started_at: \"2026-06-01\""), "needs a UTC offset"),
+    (("base_fee: 19.99", "base_fee: lots"), "expected a number"),
+    (("    name: Tiered\n", ""), "plans[0]: 'name' is required"),
+])
+def test_invalid_catalog_is_refused_with_its_place_and_nothing_written(warehouse, tmp_path, change, message):
+    reset_warehouse()
+    with pytest.raises(CatalogError) as refused:
+        apply_catalog(write(tmp_path, VALID.replace(*change)))
+    assert message in str(refused.value)
+    assert query("select count(*) from raw.meters") == [(0,)]
+
+
+def test_cli_reports_every_problem_without_a_traceback(warehouse, tmp_path):
+    reset_warehouse()
+    text = VALID.replace("aggregation: sum", "aggregation: median").replace("interval: month", "interval: week")
+    refused = run_cli("catalog", "apply", str(write(tmp_path, text)), check=False)
+    assert refused.returncode == 1
+    assert "meters[0].aggregation: 'median' is not one of" in refused.stderr
+    assert "plans[0].interval: 'week' is not one of month, year" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -1,0 +1,51 @@
+"""`billing load events`: COPY, all or nothing, malformed files refused with line and reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import query, reset_warehouse, run_cli
+
+CSV_HEADER = "reference,customer_id,event_name,value,occurred_at\n"
+
+
+def test_csv_and_json_lines_load_exactly(warehouse, tmp_path):
+    reset_warehouse()
+    (tmp_path / "events.csv").write_text(CSV_HEADER + "e1,c1,api_call,0.001,2026-06-01T00:00:00Z\ne2,c1,api_call,,\n")
+    (tmp_path / "events.jsonl").write_text(
+        '{"reference": "e3", "customer_id": "c1", "event_name": "seats", "value": 12.50,'
+        ' "properties": {"region": "eu", "n": 1}, "action": "set", "occurred_at": "2026-06-02T10:00:00+02:00"}\n'
+    )
+    assert "loaded 2 events" in run_cli("load", "events", str(tmp_path / "events.csv")).stdout
+    assert "loaded 1 events" in run_cli("load", "events", str(tmp_path / "events.jsonl")).stdout
+    assert query(
+        "select reference, value, properties, action, occurred_at::text, ingested_at is not null"
+        " from raw.usage_events order by reference"
+    ) == [
+        ("e1", Decimal("0.001"), None, None, "2026-06-01 00:00:00+00", True),
+        ("e2", None, None, None, None, True),
+        ("e3", Decimal("12.50"), {"region": "eu", "n": 1}, "set", "2026-06-02 08:00:00+00", True),
+    ]
+
+
+def test_malformed_csv_is_refused_with_its_line_and_nothing_is_loaded(warehouse, tmp_path):
+    reset_warehouse()
+    path = tmp_path / "bad.csv"
+    path.write_text(CSV_HEADER + "e1,c1,api_call,1,2026-06-01T00:00:00Z\ne2,c1,api_call,1,2026-13-01T00:00:00Z\n")
+    refused = run_cli("load", "events", str(path), check=False)
+    assert refused.returncode == 1
+    assert "line 3" in refused.stderr and "column occurred_at" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert query("select count(*) from raw.usage_events") == [(0,)]
+
+
+def test_malformed_json_lines_are_refused_with_their_line(warehouse, tmp_path):
+    reset_warehouse()
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"reference": "e1", "value": 1}\n\n{"reference": "e2", "value": "many"}\n')
+    refused = run_cli("load", "events", str(path), check=False)
+    assert refused.returncode == 1
+    assert "line 3: invalid input syntax for type numeric" in refused.stderr
+    path.write_text('{"reference": "e1"}\n{"reference": "e2", "colour": "red"}\n')
+    assert "line 2: unknown field(s) colour" in run_cli("load", "events", str(path), check=False).stderr
+    assert query("select count(*) from raw.usage_events") == [(0,)]
