@@ -1,0 +1,14 @@
+"""Data-quality gates (SPEC §9): named sets of SQL checks validated with Great Expectations.
+
+Define a gate from `Check`s, run it with `run_gate`, and stop the pipeline with `enforce`:
+
+    gate = Gate("draft_invoices", checks=(...), params={"as_of": as_of})
+    enforce(run_gate(gate, run_label=run_id))
+
+Importing this package is cheap; Great Expectations is imported when a gate runs.
+"""
+
+from billing.quality.gates import Check, Gate, GateFailed, GateFailure, GateResult, enforce
+from billing.quality.runner import run_gate
+
+__all__ = ["Check", "Gate", "GateFailed", "GateFailure", "GateResult", "enforce", "run_gate"]
