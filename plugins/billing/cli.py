@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from datetime import datetime, timezone
@@ -133,6 +134,12 @@ def _run(dag_id: str, logical_date: datetime, *, conf: dict) -> None:
             outcome = run_dag(dag_id, logical_date=logical_date, conf=conf)
         except LookupError as error:
             fail(str(error), code=2)
+    # NOTE: skips the ~2.5 s final garbage collection of Airflow's objects at exit.
+    gc.freeze()
     if not outcome.succeeded:
-        fail(f"{dag_id} run {outcome.run_id} failed in task(s): {', '.join(outcome.failed_tasks)}")
+        details = "".join(f"\n  {task}: {message}" for task, message in outcome.failure_messages.items())
+        fail(
+            f"{dag_id} run {outcome.run_id} failed in task(s) {', '.join(outcome.failed_tasks)}{details}"
+            f"\n(full log: {outcome.log_path})"
+        )
     console.print(f"{dag_id} run {outcome.run_id}: success")

@@ -100,7 +100,7 @@ def test_yen_amounts_round_half_away_from_zero_to_whole_yen(june_closed):
 
 def test_every_reject_reason_is_quarantined_once(june_closed):
     assert query(
-        "select reject_reason, coalesce(reference, '') from billing_marts.fct_rejected_usage_events order by 1"
+        "select reject_reason, coalesce(reference, '') from billing_marts.fct_rejected_usage_events order by 1, 2"
     ) == [
         ("future_timestamp", "r-future"),
         ("invalid_action", "r-bad-action"),

@@ -22,6 +22,8 @@ CLOSES = [datetime(2026, 7, 1, 1, tzinfo=timezone.utc), datetime(2026, 8, 1, 1, 
 
 
 def run_demo(console: Console) -> None:
+    if not console.is_terminal:
+        console = Console(width=140)  # NOTE: rich assumes 80 columns when piped; the tables need more
     home = _fresh_demo_home()
     from billing.catalog import apply_catalog
     from billing.demo.events import write_demo_events
@@ -82,7 +84,7 @@ def _report(console: Console, receiver) -> None:
         duplicates = connection.execute(DUPLICATES).fetchone()
     table = Table(title="Issued invoices")
     for column in ["number", "customer", "period (UTC)", "lines", "total", "status"]:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "lines")
     for number, customer, start, end, currency, minor_unit, lines, total, status in invoices:
         shown_lines = "\n".join(f"{text}: {_money(amount, minor_unit)}" for text, amount in lines)
         period = f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"

@@ -64,13 +64,24 @@ create table if not exists billing.sandbox_gateway_charges (
 );
 
 -- The webhook outbox: written in the same transaction as the state change it describes.
+-- event_id is a versioned digest of (event_type, subject_id), so a re-run cannot enqueue twice.
 create table if not exists billing.webhook_events (
     event_id text primary key,
     event_type text not null,
+    subject_id text not null,
     created_at timestamptz not null default now(),
-    data jsonb not null
+    data jsonb not null,
+    -- Set once the event has one delivery per subscribed endpoint; endpoints added later
+    -- receive only newer events.
+    fanned_out_at timestamptz
 );
 
+create index if not exists webhook_events_awaiting_fan_out
+    on billing.webhook_events (created_at)
+    where fanned_out_at is null;
+
+-- One row per event × endpoint. Deliveries to a disabled endpoint stay pending but are held
+-- (not attempted) until it is enabled again.
 create table if not exists billing.webhook_deliveries (
     event_id text not null references billing.webhook_events,
     endpoint_id text not null,
@@ -79,9 +90,15 @@ create table if not exists billing.webhook_deliveries (
     attempt_count int not null default 0,
     next_attempt_at timestamptz not null default now(),
     delivered_at timestamptz,
+    last_error text,
     primary key (event_id, endpoint_id)
 );
 
+create index if not exists webhook_deliveries_due
+    on billing.webhook_deliveries (next_attempt_at)
+    where status = 'pending';
+
+-- Every attempt, successful or not; never the endpoint's secret.
 create table if not exists billing.webhook_delivery_attempts (
     event_id text not null,
     endpoint_id text not null,
@@ -93,3 +110,17 @@ create table if not exists billing.webhook_delivery_attempts (
     primary key (event_id, endpoint_id, attempt_no),
     foreign key (event_id, endpoint_id) references billing.webhook_deliveries
 );
+
+-- Data-quality gate results (SPEC §9): one row per expectation per gate run, appended on every
+-- run (retries included), so the latest verdict of a run is the row with the greatest checked_at.
+create table if not exists billing.quality_results (
+    run_label text not null,
+    gate text not null,
+    check_name text not null,
+    expectation text not null,
+    success boolean not null,
+    observed jsonb not null,
+    checked_at timestamptz not null default now()
+);
+
+create index if not exists quality_results_by_run on billing.quality_results (run_label, gate, checked_at);

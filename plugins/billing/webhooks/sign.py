@@ -1,0 +1,46 @@
+"""Standard Webhooks signing: the body we send and the headers that prove it came from us.
+
+Verification is the `standardwebhooks` library's `Webhook(secret).verify(body, headers)`, as a
+receiver would do it (see `receiver.py`); `signed_headers` also signs payloads for tests.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from datetime import datetime, timezone
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
+
+
+class InvalidSecret(ValueError):
+    """The endpoint's secret is not a usable `whsec_` key. The message never contains it."""
+
+    code = "invalid_endpoint_secret"
+
+
+def signed_headers(secret: str, *, msg_id: str, body: str, signed_at: datetime) -> dict[str, str]:
+    """The headers of a signed webhook request: id, timestamp, signature and content type."""
+    # NOTE: the library reads the timestamp as UTC whatever its tzinfo says, so convert first.
+    signed_at = signed_at.astimezone(timezone.utc)
+    signature = _webhook(secret).sign(msg_id, signed_at, body)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(signed_at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def webhook_body(*, event_type: str, timestamp: str, data: dict) -> str:
+    """The request body: Standard Webhooks' `{"type", "timestamp", "data"}` envelope."""
+    return json.dumps({"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":"))
+
+
+def _webhook(secret: str) -> Webhook:
+    try:
+        return Webhook(secret)
+    except (binascii.Error, EmptyWebhookSecretError, RuntimeError):
+        # NOTE: `from None` drops the library's exception, which could echo part of the secret.
+        raise InvalidSecret("endpoint secret is not a valid base64 whsec_ key") from None
