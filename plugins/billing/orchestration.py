@@ -44,8 +44,11 @@ def run_dag(
 ) -> DagRunOutcome:
     """Run every task of `dag_id` once for `logical_date` and wait for the run to finish."""
     folder = Path(dags_folder or os.environ.get(DAGS_FOLDER_ENV) or DAGS_DIR).resolve()
-    log_path = _configure_airflow(folder)
-    dag = _load_dag(dag_id, folder)
+    bag = dag_bag(folder)
+    if dag_id not in bag.dags:
+        errors = "".join(f"\n{file}: {error}" for file, error in bag.import_errors.items())
+        raise LookupError(f"no DAG {dag_id!r} in {folder}{errors}")
+    dag = bag.dags[dag_id]
     if logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=timezone.utc)
 
@@ -64,11 +67,15 @@ def run_dag(
         state=str(getattr(dag_run.state, "value", dag_run.state)),
         failed_tasks=failed,
         failure_messages={task_id: errors[task_id] for task_id in failed if task_id in errors},
-        log_path=log_path,
+        log_path=_log_path(),
     )
 
 
-def _configure_airflow(dags_folder: Path) -> Path:
+def _log_path() -> Path:
+    return billing_home() / "airflow" / "logs" / "runs.log"
+
+
+def _configure_airflow(dags_folder: Path) -> None:
     home = billing_home() / "airflow"
     home.mkdir(exist_ok=True)
     database = f"sqlite:///{home / 'airflow.db'}"
@@ -90,10 +97,9 @@ def _configure_airflow(dags_folder: Path) -> Path:
         # module importing a DAG); point its globals and its ORM at ours.
         settings.configure_vars()
         settings.reconfigure_orm()
-    log_path = _log_to_file(home / "logs" / "runs.log")
+    _log_to_file(_log_path())
     _migrate_if_needed(home / "airflow.db")
     _listen_for_failures()
-    return log_path
 
 
 @functools.cache
@@ -141,12 +147,10 @@ def _listen_for_failures() -> None:
     get_listener_manager().add_listener(_FailureListener())
 
 
-def _load_dag(dag_id: str, dags_folder: Path):
+def dag_bag(dags_folder: Path = DAGS_DIR):
+    """The DAGs of a folder, parsed as the dag-processor does (the "dags-folder" bundle)."""
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    # NOTE: parsed as the dag-processor does: the "dags-folder" bundle, its path on sys.path.
-    bag = BundleDagBag(dag_folder=dags_folder, bundle_path=dags_folder, bundle_name="dags-folder")
-    if dag_id not in bag.dags:
-        errors = "".join(f"\n{file}: {error}" for file, error in bag.import_errors.items())
-        raise LookupError(f"no DAG {dag_id!r} in {dags_folder}{errors}")
-    return bag.dags[dag_id]
+    _configure_airflow(dags_folder)
+    return BundleDagBag(dag_folder=dags_folder, bundle_path=dags_folder, bundle_name="dags-folder")
+

@@ -22,20 +22,34 @@ class TransformFailed(RuntimeError):
 
 
 def build(select: tuple[str, ...], *, as_of: str, grace: str) -> int:
-    """`dbt build --select …` for a closing window (ISO `as_of`, interval `grace`); returns nodes built."""
+    """`dbt build --select …` for a closing window (ISO `as_of`, interval `grace`); returns nodes built.
+
+    Unit tests are left out: they prove the SQL, not the data, and run in the test suite.
+    """
+    return _invoke(
+        "build", "--select", *select, "--exclude-resource-type", "unit_test",
+        "--vars", json.dumps({"as_of": as_of, "grace": grace}),
+    )
+
+
+def run_unit_tests() -> int:
+    """Every `unit_tests:` block of the models' YAML (they need the models' parents built once)."""
+    return _invoke("test", "--select", "test_type:unit")
+
+
+def _invoke(command: str, *arguments: str) -> int:
     from dbt.cli.main import dbtRunner
 
     os.environ.update(_dbt_environment())
     dbt_home = billing_home() / "dbt"
     result = dbtRunner().invoke([
-        "build",
+        command,
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(dbt_home / "target"),
         "--log-path", str(dbt_home / "logs"),
-        "--select", *select,
-        "--vars", json.dumps({"as_of": as_of, "grace": grace}),
         "--quiet",
+        *arguments,
     ])
     if result.exception is not None:
         raise TransformFailed(f"dbt could not run: {result.exception}")
@@ -45,7 +59,7 @@ def build(select: tuple[str, ...], *, as_of: str, grace: str) -> int:
         if str(node.status) in {"error", "fail"}
     ]
     if failures or not result.success:
-        raise TransformFailed("dbt build failed:\n  " + "\n  ".join(failures))
+        raise TransformFailed(f"dbt {command} failed:\n  " + "\n  ".join(failures))
     return len(result.result)
 
 
