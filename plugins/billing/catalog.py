@@ -88,6 +88,7 @@ def parse_catalog(path: Path) -> list[Row]:
     for row in rows:
         problems.extend(_check_row(row))
     problems.extend(_check_charges(rows))
+    problems.extend(_check_meters_and_grants(rows))
     if problems:
         raise CatalogError(problems)
     return rows
@@ -191,6 +192,22 @@ def _check_charges(rows: list[Row]) -> list[str]:
             problems.extend(_check_tiers(row.where, tiers))
         elif tiers:
             problems.append(f"{row.where}: tiers are only for graduated and volume pricing")
+    return problems
+
+
+def _check_meters_and_grants(rows: list[Row]) -> list[str]:
+    problems = []
+    for row in rows:
+        if row.table == "meters" and row.values.get("aggregation") in {"count_unique", "time_duration"}:
+            if not row.values.get("property"):
+                problems.append(f"{row.where}: aggregation {row.values['aggregation']} needs 'property'")
+        if row.table == "credit_grants" and isinstance(row.values.get("amount"), Decimal):
+            exponent = _currencies().get(row.values.get("currency"))
+            if exponent is not None and row.values["amount"] != round(row.values["amount"], exponent):
+                problems.append(
+                    f"{row.where}.amount: {row.values['amount']} has more decimals than "
+                    f"{row.values['currency']} has minor units ({exponent})"
+                )
     return problems
 
 
@@ -313,9 +330,10 @@ def _shown(column: Column, text: str) -> str:
 
 
 @cache
-def _currencies() -> frozenset[str]:
+def _currencies() -> dict[str, int]:
+    """ISO 4217 code → minor-unit exponent, from the dbt seed every amount is rounded with."""
     with CURRENCIES_CSV.open() as handle:
-        return frozenset(row["currency"] for row in csv.DictReader(handle))
+        return {row["currency"]: int(row["minor_unit"]) for row in csv.DictReader(handle)}
 
 
 @cache

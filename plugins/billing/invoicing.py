@@ -2,8 +2,9 @@
 
 The drafts (billing_marts.fct_draft_invoices / fct_draft_invoice_lines) hold every closed period;
 issuing copies those without an invoice into billing.invoices and billing.invoice_lines in one
-statement, numbered in order of period_end, period_start, subscription_id (SPEC §6). Their ids are
-derived from subscription × period, so a re-run finds them issued and issues nothing.
+transaction, numbered in order of period_end, period_start, subscription_id, with credits applied
+in that order (SPEC §6). Invoice ids derive from subscription × period, so a re-run finds them
+issued and issues nothing.
 """
 
 from __future__ import annotations
@@ -11,71 +12,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
+from billing.credits import CreditBalances
 from billing.warehouse import connect
 from billing.webhooks.outbox import enqueue_event
 
 INVOICE_GENERATED = "billing.invoice.generated"
 
-ISSUE_DRAFTS = """
-with
+PENDING_DRAFTS = """
+select drafts.*
+from billing_marts.fct_draft_invoices as drafts
+where not exists (select 1 from billing.invoices where invoices.invoice_id = drafts.invoice_id)
+order by drafts.period_end, drafts.period_start, drafts.subscription_id
+"""
 
-pending as (
-    select drafts.*
-    from billing_marts.fct_draft_invoices as drafts
-    where not exists (
-        select 1 from billing.invoices where invoices.invoice_id = drafts.invoice_id
-    )
-),
-
-numbered as (
-    select
-        pending.*,
-        (select count(*) from billing.invoices)
-            + row_number() over (order by period_end, period_start, subscription_id)
-            as sequence_no
-    from pending
-),
-
-issued as (
-    insert into billing.invoices (
-        invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,
-        currency, subtotal_minor, credits_minor, total_minor, status, issued_at
-    )
-    select
-        invoice_id,
-        'INV-' || lpad(sequence_no::text, 6, '0'),
-        customer_id,
-        subscription_id,
-        period_start,
-        period_end,
-        currency,
-        subtotal_minor,
-        0,
-        subtotal_minor,
-        -- SPEC §6: a zero total is paid without a charge
-        case when subtotal_minor = 0 then 'paid' else 'open' end,
-        now()
-    from numbered
-    returning *
-),
-
-issued_lines as (
-    insert into billing.invoice_lines (
-        invoice_id, line_no, kind, event_name, description, quantity, included_units,
-        amount_minor, detail
-    )
-    select
-        lines.invoice_id, lines.line_no, lines.kind, lines.event_name, lines.description,
-        lines.quantity, lines.included_units, lines.amount_minor, lines.detail
-    from billing_marts.fct_draft_invoice_lines as lines
-    inner join issued on lines.invoice_id = issued.invoice_id
+INSERT_INVOICE = """
+insert into billing.invoices (
+    invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,
+    currency, subtotal_minor, credits_minor, total_minor, status, issued_at
 )
+values (
+    %(invoice_id)s, %(invoice_number)s, %(customer_id)s, %(subscription_id)s, %(period_start)s,
+    %(period_end)s, %(currency)s, %(subtotal_minor)s, %(credits_minor)s, %(total_minor)s,
+    %(status)s, now()
+)
+returning *
+"""
 
-select issued.*, pending.collection_method
-from issued
-inner join pending on issued.invoice_id = pending.invoice_id
-order by issued.invoice_number
+COPY_DRAFT_LINES = """
+insert into billing.invoice_lines (
+    invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail
+)
+select invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail
+from billing_marts.fct_draft_invoice_lines
+where invoice_id = any(%(invoice_ids)s)
 """
 
 
@@ -86,19 +57,58 @@ class IssueResult:
 
 
 def issue_invoices() -> IssueResult:
-    """Issue every draft that has no invoice yet; returns how many, and how many await a charge."""
+    """Issue every draft that has no invoice yet, in one transaction; returns counts."""
     with connect() as connection:
-        # NOTE: numbering is count + row_number; the lock keeps two runs from taking the same numbers.
+        # NOTE: numbers are count + position; the lock keeps two runs from taking the same numbers.
         connection.execute("lock table billing.invoices in share row exclusive mode")
-        cursor = connection.cursor(row_factory=dict_row)
-        invoices = cursor.execute(ISSUE_DRAFTS).fetchall()
+        drafts = connection.cursor(row_factory=dict_row).execute(PENDING_DRAFTS).fetchall()
+        if not drafts:
+            return IssueResult(issued=0, awaiting_charge=0)
+        [(first_number,)] = connection.execute("select count(*) + 1 from billing.invoices").fetchall()
+        credits = CreditBalances.load(connection, sorted({draft["customer_id"] for draft in drafts}))
+        invoices = [
+            _issue(connection, draft, sequence_no=first_number + offset, credits=credits)
+            for offset, draft in enumerate(drafts)
+        ]
+        connection.execute(COPY_DRAFT_LINES, {"invoice_ids": [invoice["invoice_id"] for invoice in invoices]})
         awaiting_charge = 0
-        for invoice in invoices:
-            if invoice["collection_method"] == "auto_charge" and invoice["status"] == "open":
+        for draft, invoice in zip(drafts, invoices):
+            if draft["collection_method"] == "auto_charge" and invoice["status"] == "open":
                 awaiting_charge += 1  # announced once its charge has an outcome (SPEC §8)
             else:
                 announce_invoice(connection, invoice)
     return IssueResult(issued=len(invoices), awaiting_charge=awaiting_charge)
+
+
+def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances) -> dict:
+    """Insert one invoice with its credits applied; a zero total is paid at once (SPEC §6)."""
+    taken = credits.spend_on(draft)
+    credits_minor = sum(amount for _, amount in taken)
+    total_minor = draft["subtotal_minor"] - credits_minor
+    invoice = connection.cursor(row_factory=dict_row).execute(INSERT_INVOICE, {
+        **draft,
+        "invoice_number": f"INV-{sequence_no:06d}",
+        "credits_minor": credits_minor,
+        "total_minor": total_minor,
+        "status": "paid" if total_minor == 0 else "open",
+    }).fetchone()
+    if taken:
+        _record_credits(connection, draft, taken, line_no=draft["count_lines"] + 1)
+    return invoice
+
+
+def _record_credits(connection, draft: dict, taken: list[tuple[str, int]], *, line_no: int) -> None:
+    connection.cursor().executemany(
+        "insert into billing.credit_applications (grant_id, invoice_id, amount_minor, currency)"
+        " values (%s, %s, %s, %s)",
+        [(grant_id, draft["invoice_id"], amount, draft["currency"]) for grant_id, amount in taken],
+    )
+    connection.execute(
+        "insert into billing.invoice_lines (invoice_id, line_no, kind, description, amount_minor, detail)"
+        " values (%s, %s, 'credit', 'Credits applied', %s, %s)",
+        (draft["invoice_id"], line_no, -sum(amount for _, amount in taken),
+         Jsonb({"grants": [{"grant_id": grant_id, "amount_minor": amount} for grant_id, amount in taken]})),
+    )
 
 
 def announce_invoice(connection, invoice: dict) -> str:

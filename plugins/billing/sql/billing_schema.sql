@@ -124,3 +124,14 @@ create table if not exists billing.quality_results (
 );
 
 create index if not exists quality_results_by_run on billing.quality_results (run_label, gate, checked_at);
+
+-- The credit ledger (SPEC §6): what each grant gave to each invoice, written when the invoice
+-- is issued. A grant's balance is its amount less what it has given; never given twice.
+create table if not exists billing.credit_applications (
+    grant_id text not null,
+    invoice_id text not null references billing.invoices,
+    amount_minor bigint not null check (amount_minor > 0),
+    currency text not null,
+    applied_at timestamptz not null default now(),
+    primary key (grant_id, invoice_id)
+);

@@ -68,12 +68,16 @@ charge_lines as (
         usage_lines.quantity,
         usage_lines.included_units,
         usage_lines.amount,
-        jsonb_build_object(
+        jsonb_strip_nulls(jsonb_build_object(
             'pricing_model', usage_lines.pricing_model,
-            'unit_price', usage_lines.unit_price,
             'billable_units', usage_lines.billable_units,
+            'unit_price', usage_lines.unit_price,
+            'package_size', usage_lines.package_size,
+            'percentage_rate', usage_lines.percentage_rate,
+            'fixed_fee_per_event', nullif(usage_lines.fixed_fee_per_event, 0),
+            'tiers', usage_lines.tier_breakdown,
             'count_events', usage_lines.count_events
-        ) as detail
+        )) as detail
 
     from usage_lines
 
