@@ -68,11 +68,13 @@ def billing_cycle_close():
         return issue_invoices().__dict__
 
     @task
-    def charge_invoices() -> dict:
+    def charge_invoices(window: dict) -> dict:
         from billing.payments.charging import charge_open_invoices
         from billing.payments.gateway import configured_gateway
+        from billing.window import ClosingWindow
 
-        return charge_open_invoices(configured_gateway()).__dict__
+        as_of = ClosingWindow.parse(**window).as_of
+        return charge_open_invoices(configured_gateway(), now=as_of).__dict__
 
     @task
     def dispatch_webhooks() -> dict:
@@ -86,7 +88,7 @@ def billing_cycle_close():
     drafts_rated = rate_draft_invoices(window)
     drafts_checked = check_draft_invoices(window)
     events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> issue_invoices() >> charge_invoices() >> dispatch_webhooks()
+    drafts_checked >> issue_invoices() >> charge_invoices(window) >> dispatch_webhooks()
 
 
 billing_cycle_close()

@@ -3,5 +3,5 @@
     (routing on event_name is exact-match), only blanks become null.
 #}
 {% macro blank_as_null(column) -%}
-    case when btrim({{ column }}) = '' then null else {{ column }} end
+    case when {{ column }} ~ '^\s*$' then null else {{ column }} end
 {%- endmacro %}

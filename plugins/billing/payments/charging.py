@@ -1,12 +1,16 @@
-"""Charge issued auto_charge invoices: attempt recorded before the gateway call, outcome after (SPEC §7).
+"""Charge auto_charge invoices: each attempt recorded before the gateway call, resolved after (SPEC §7).
 
 A crash or a lost response between the two leaves the attempt pending; the next run re-sends it
-with the same idempotency key, so the customer is charged at most once per attempt.
+with the same idempotency key, so the customer is charged at most once per attempt. Gateway calls
+run concurrently (bounded), so gateway latency does not serialise a cycle of thousands of invoices.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg.rows import dict_row
 
@@ -18,11 +22,13 @@ from billing.webhooks.outbox import enqueue_event
 
 CHARGE_SUCCEEDED = "billing.charge.succeeded"
 CHARGE_FAILED = "billing.charge.failed"
+INVOICE_UNCOLLECTIBLE = "billing.invoice.uncollectible"
 NO_PAYMENT_METHOD = "no_payment_method"
+MAX_ATTEMPTS = 3
 
 # Open auto_charge invoices that have no charge attempt yet.
 UNCHARGED_INVOICES = """
-select invoices.invoice_id, customers.payment_method_id, invoices.total_minor, invoices.currency
+select invoices.invoice_id, 1 as attempt_no
 from billing.invoices
 inner join raw.customers on invoices.customer_id = customers.customer_id
 where invoices.status = 'open'
@@ -33,6 +39,19 @@ where invoices.status = 'open'
 order by invoices.invoice_number
 """
 
+RECORD_ATTEMPT = """
+insert into billing.charge_attempts (
+    idempotency_key, invoice_id, attempt_no, payment_method_id, amount_minor, currency, status,
+    attempted_for
+)
+select %(key)s, invoices.invoice_id, %(attempt_no)s, customers.payment_method_id,
+    invoices.total_minor, invoices.currency, 'pending', %(now)s
+from billing.invoices
+inner join raw.customers on invoices.customer_id = customers.customer_id
+where invoices.invoice_id = %(invoice_id)s
+on conflict do nothing
+"""
+
 
 class ChargesUnresolved(RuntimeError):
     """Some gateway calls had no answer; their attempts stay pending and are resumed on the next run."""
@@ -40,49 +59,52 @@ class ChargesUnresolved(RuntimeError):
 
 @dataclass(frozen=True)
 class ChargeSummary:
-    succeeded: int
-    failed: int
+    succeeded: int = 0
+    failed: int = 0
 
 
-def charge_open_invoices(gateway: PaymentGateway) -> ChargeSummary:
-    """Record first attempts, then resolve every pending attempt (new or left by a crash)."""
-    record_first_attempts()
-    succeeded = failed = 0
-    unresolved = []
-    for attempt in pending_attempts():
-        try:
-            outcome = _call_gateway(gateway, attempt)
-        except OutcomeUnknown as error:
-            unresolved.append(f"{attempt['invoice_id']} (attempt {attempt['attempt_no']}): {error}")
-            continue
-        resolve_attempt(attempt, outcome)
-        succeeded, failed = succeeded + outcome.succeeded, failed + (not outcome.succeeded)
-    if unresolved:
-        raise ChargesUnresolved("outcome unknown, will be resumed with the same key: " + "; ".join(unresolved))
-    return ChargeSummary(succeeded=succeeded, failed=failed)
+def charge_open_invoices(gateway: PaymentGateway, *, now: datetime) -> ChargeSummary:
+    """The first attempt of every uncharged invoice, then every pending attempt (new or left by a crash)."""
+    record_attempts(UNCHARGED_INVOICES, now=now)
+    return resolve_pending_attempts(gateway)
 
 
-def record_first_attempts() -> int:
-    """Record attempt 1 of every uncharged invoice, before any gateway call; returns how many."""
+def record_attempts(due_invoices_sql: str, *, now: datetime, **params) -> int:
+    """Record an attempt for each (invoice_id, attempt_no) the query returns, before any gateway call."""
     with connect() as connection:
-        attempts = [
-            (idempotency_key("ch", invoice_id, 1), invoice_id, payment_method_id, amount_minor, currency)
-            for invoice_id, payment_method_id, amount_minor, currency in connection.execute(UNCHARGED_INVOICES)
-        ]
-        connection.cursor().executemany(
-            "insert into billing.charge_attempts (idempotency_key, invoice_id, attempt_no,"
-            " payment_method_id, amount_minor, currency, status)"
-            " values (%s, %s, 1, %s, %s, %s, 'pending') on conflict do nothing",
-            attempts,
-        )
-    return len(attempts)
+        due = connection.execute(due_invoices_sql, {"now": now, **params}).fetchall()
+        connection.cursor().executemany(RECORD_ATTEMPT, [
+            {"key": idempotency_key("ch", invoice_id, attempt_no), "invoice_id": invoice_id,
+             "attempt_no": attempt_no, "now": now}
+            for invoice_id, attempt_no in due
+        ])
+    return len(due)
 
 
-def pending_attempts() -> list[dict]:
+def resolve_pending_attempts(gateway: PaymentGateway) -> ChargeSummary:
+    """Send every pending attempt to the gateway, a bounded number at a time, and record the outcomes."""
     with connect() as connection:
-        return connection.cursor(row_factory=dict_row).execute(
+        attempts = connection.cursor(row_factory=dict_row).execute(
             "select * from billing.charge_attempts where status = 'pending' order by created_at, invoice_id"
         ).fetchall()
+    with ThreadPoolExecutor(max_workers=_concurrency()) as pool:
+        results = list(pool.map(lambda attempt: _charge(gateway, attempt), attempts))
+    unresolved = [message for message in results if isinstance(message, str)]
+    if unresolved:
+        raise ChargesUnresolved("outcome unknown, will be resumed with the same key: " + "; ".join(unresolved))
+    return ChargeSummary(
+        succeeded=sum(1 for outcome in results if outcome.succeeded),
+        failed=sum(1 for outcome in results if not outcome.succeeded),
+    )
+
+
+def _charge(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome | str:
+    try:
+        outcome = _call_gateway(gateway, attempt)
+    except OutcomeUnknown as error:
+        return f"{attempt['invoice_id']} (attempt {attempt['attempt_no']}): {error}"
+    resolve_attempt(attempt, outcome)
+    return outcome
 
 
 def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
@@ -96,10 +118,7 @@ def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
         ).rowcount
         if not updated:
             return  # NOTE: another run resolved it first; its outcome and events stand
-        invoice = connection.cursor(row_factory=dict_row).execute(
-            "update billing.invoices set status = %s where invoice_id = %s returning *",
-            ("paid" if outcome.succeeded else "payment_failed", attempt["invoice_id"]),
-        ).fetchone()
+        invoice = _move_invoice(connection, attempt, outcome)
         enqueue_event(
             connection,
             event_type=CHARGE_SUCCEEDED if outcome.succeeded else CHARGE_FAILED,
@@ -113,7 +132,31 @@ def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
                 "gateway_charge_id": outcome.gateway_charge_id,
             },
         )
-        announce_invoice(connection, invoice)
+        announce_invoice(connection, invoice)  # once per invoice: after its first charge outcome
+        if invoice["status"] == "uncollectible":
+            announce_uncollectible(connection, invoice)
+
+
+def announce_uncollectible(connection, invoice: dict) -> None:
+    enqueue_event(
+        connection, event_type=INVOICE_UNCOLLECTIBLE, subject_id=invoice["invoice_id"],
+        data=invoice_payload(invoice),
+    )
+
+
+def _move_invoice(connection, attempt: dict, outcome: ChargeOutcome) -> dict:
+    if outcome.succeeded:
+        status = "paid"
+    elif attempt["attempt_no"] >= MAX_ATTEMPTS:
+        status = "uncollectible"  # SPEC §7: after the third failure
+    else:
+        status = "payment_failed"
+    # NOTE: only an invoice still awaiting payment moves; an operator's void stands.
+    return connection.cursor(row_factory=dict_row).execute(
+        "update billing.invoices set status = case when status in ('open', 'payment_failed')"
+        " then %s else status end where invoice_id = %s returning *",
+        (status, attempt["invoice_id"]),
+    ).fetchone()
 
 
 def _call_gateway(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome:
@@ -127,3 +170,7 @@ def _call_gateway(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome:
         amount_minor=attempt["amount_minor"],
         currency=attempt["currency"],
     ))
+
+
+def _concurrency() -> int:
+    return int(os.environ.get("BILLING_CHARGE_CONCURRENCY", "16"))

@@ -43,4 +43,8 @@ def configured_gateway() -> PaymentGateway:
         from billing.payments.sandbox import SandboxGateway
 
         return SandboxGateway()
-    raise ValueError(f"unknown payment gateway '{name}' (BILLING_PAYMENT_GATEWAY); expected: sandbox")
+    if name == "stripe":
+        from billing.payments.stripe_gateway import StripeGateway
+
+        return StripeGateway.from_environment()
+    raise ValueError(f"unknown payment gateway '{name}' (BILLING_PAYMENT_GATEWAY); expected: sandbox, stripe")

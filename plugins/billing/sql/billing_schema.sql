@@ -46,6 +46,9 @@ create table if not exists billing.charge_attempts (
     status text not null check (status in ('pending', 'succeeded', 'failed')),
     failure_code text,
     gateway_charge_id text,
+    -- the logical time of the run that made the attempt: retry spacing and the 72-hour rule
+    -- are measured on it, so backfills and re-runs behave as the original runs did
+    attempted_for timestamptz not null,
     created_at timestamptz not null default now(),
     resolved_at timestamptz,
     unique (invoice_id, attempt_no)

@@ -1,0 +1,109 @@
+"""The Stripe gateway: each charge attempt is one off-session PaymentIntent, created and confirmed at once.
+
+Configured from the environment: `BILLING_STRIPE_API_KEY` (required), `BILLING_STRIPE_API_BASE`
+(default: Stripe's API) and `BILLING_STRIPE_TIMEOUT` (seconds, default 30).
+"""
+
+from __future__ import annotations
+
+import os
+
+import stripe
+
+from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown
+
+API_KEY_ENV = "BILLING_STRIPE_API_KEY"
+API_BASE_ENV = "BILLING_STRIPE_API_BASE"
+TIMEOUT_ENV = "BILLING_STRIPE_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str = stripe.DEFAULT_API_BASE,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_network_retries: int = 0,
+    ):
+        # NOTE: no retries in the SDK by default: a pending attempt is re-sent with the same key by the
+        # next charging run, and in-call retries would multiply the timeout for every unanswered charge.
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base},
+            max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    @classmethod
+    def from_environment(cls) -> StripeGateway:
+        api_key = os.environ.get(API_KEY_ENV)
+        if not api_key:
+            raise ValueError(f"the stripe payment gateway needs an API key in {API_KEY_ENV}")
+        return cls(
+            api_key,
+            api_base=os.environ.get(API_BASE_ENV) or stripe.DEFAULT_API_BASE,
+            timeout=float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS),
+        )
+
+    def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        """Charge the payment method; a declined or invalid charge fails, an unanswered one raises OutcomeUnknown.
+
+        Authentication and permission errors propagate: nothing was charged, and the attempt stays
+        pending until the configuration is fixed instead of counting as a failed charge.
+        """
+        try:
+            intent = self._client.v1.payment_intents.create(
+                {
+                    "amount": request.amount_minor,
+                    "currency": request.currency.lower(),
+                    "payment_method": request.payment_method_id,
+                    "confirm": True,
+                    "off_session": True,
+                    "metadata": {
+                        "invoice_id": request.invoice_id,
+                        "attempt_no": str(request.attempt_no),
+                        "idempotency_key": request.idempotency_key,
+                    },
+                },
+                {"idempotency_key": request.idempotency_key},
+            )
+        except (stripe.CardError, stripe.InvalidRequestError) as error:
+            details = error.json_body["error"]  # the response's own JSON, a plain dict
+            return ChargeOutcome(
+                succeeded=False,
+                gateway_charge_id=(details.get("payment_intent") or {}).get("id"),
+                failure_code=_failure_code(details),
+            )
+        except (stripe.AuthenticationError, stripe.PermissionError):
+            raise
+        except stripe.StripeError as error:
+            # Timeouts, lost connections, 5xx, 409 (same key still in flight), rate limits: Stripe may
+            # have charged, and re-sending the same key returns whatever it did.
+            raise _unknown(error) from error
+        if intent.status == "processing":
+            intent = self._current(intent)
+        if intent.status == "succeeded":
+            return ChargeOutcome(succeeded=True, gateway_charge_id=intent.id)
+        if intent.status == "processing":
+            raise OutcomeUnknown(f"stripe: payment intent {intent.id} is still processing")
+        last_error = intent.to_dict().get("last_payment_error") or {}
+        return ChargeOutcome(
+            succeeded=False, gateway_charge_id=intent.id, failure_code=_failure_code(last_error) or intent.status
+        )
+
+    def _current(self, intent: stripe.PaymentIntent) -> stripe.PaymentIntent:
+        """The intent as it is now: a re-sent key replays the first response, which may be stale."""
+        try:
+            return self._client.v1.payment_intents.retrieve(intent.id)
+        except stripe.StripeError as error:
+            raise _unknown(error) from error
+
+
+def _unknown(error: stripe.StripeError) -> OutcomeUnknown:
+    return OutcomeUnknown(f"stripe {type(error).__name__}: {' '.join(str(error).split())}")
+
+
+def _failure_code(details: dict) -> str | None:
+    return details.get("decline_code") or details.get("code") or details.get("type")
