@@ -8,7 +8,6 @@ its place in the file (`plans[0].charges[1].tiers: …`).
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ import yaml
 from psycopg import sql
 
 from billing.contracts import Column, contracts
-from billing.settings import CURRENCIES_CSV
+from billing.money import minor_units
 from billing.warehouse import connect
 
 # Catalog sections in write order (references first), with the raw table each fills.
@@ -166,7 +165,7 @@ def _coerce(column: Column, value: Any) -> Any:
         raise ValueError(f"'{text}' is not one of {', '.join(column.accepted_values)}")
     if column.pattern and not re.search(column.pattern, text):
         raise ValueError(f"'{_shown(column, text)}' does not match {column.pattern}")
-    if column.rule == "iso_4217" and text.upper() not in _currencies():
+    if column.rule == "iso_4217" and text.upper() not in minor_units():
         raise ValueError(f"'{text}' is not a supported ISO 4217 currency")
     if column.rule == "iana_timezone" and text not in _timezones():
         raise ValueError(f"'{text}' is not an IANA timezone")
@@ -202,7 +201,7 @@ def _check_meters_and_grants(rows: list[Row]) -> list[str]:
             if not row.values.get("property"):
                 problems.append(f"{row.where}: aggregation {row.values['aggregation']} needs 'property'")
         if row.table == "credit_grants" and isinstance(row.values.get("amount"), Decimal):
-            exponent = _currencies().get(row.values.get("currency"))
+            exponent = minor_units().get(row.values.get("currency"))
             if exponent is not None and row.values["amount"] != round(row.values["amount"], exponent):
                 problems.append(
                     f"{row.where}.amount: {row.values['amount']} has more decimals than "
@@ -327,13 +326,6 @@ def _timestamp(value: Any) -> datetime:
 
 def _shown(column: Column, text: str) -> str:
     return "…" if column.secret else text
-
-
-@cache
-def _currencies() -> dict[str, int]:
-    """ISO 4217 code → minor-unit exponent, from the dbt seed every amount is rounded with."""
-    with CURRENCIES_CSV.open() as handle:
-        return {row["currency"]: int(row["minor_unit"]) for row in csv.DictReader(handle)}
 
 
 @cache

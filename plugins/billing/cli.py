@@ -17,9 +17,11 @@ app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, 
 catalog_app = typer.Typer(help="The catalog: meters, plans, customers, subscriptions, endpoints.", no_args_is_help=True)
 load_app = typer.Typer(help="Load raw data into the warehouse.", no_args_is_help=True)
 warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Issued invoices: list, show, void.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(load_app, name="load")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(invoices_app, name="invoices")
 
 console = Console()
 errors = Console(stderr=True)
@@ -101,6 +103,69 @@ def demo() -> None:
     run_demo(console)
 
 
+@invoices_app.command("list")
+def invoices_list(
+    status: str = typer.Option(None, help="open, paid, payment_failed, uncollectible or void."),
+    customer: str = typer.Option(None, help="Only this customer's invoices."),
+    limit: int = typer.Option(50, help="At most this many, newest first."),
+) -> None:
+    """List issued invoices, newest first."""
+    from rich.table import Table
+
+    from billing.invoice_admin import list_invoices
+
+    table = Table("number", "customer", "period start (UTC)", "period end (UTC)", "total", "status")
+    for invoice in list_invoices(status=status, customer_id=customer, limit=limit):
+        table.add_row(
+            invoice["invoice_number"], invoice["customer_id"], f"{invoice['period_start']:%Y-%m-%d %H:%M}",
+            f"{invoice['period_end']:%Y-%m-%d %H:%M}", _money(invoice["total_minor"], invoice["currency"]),
+            invoice["status"],
+        )
+    console.print(table)
+
+
+@invoices_app.command("show")
+def invoices_show(invoice: str = typer.Argument(..., help="Invoice id or number.")) -> None:
+    """Show an invoice with its lines and charge attempts."""
+    from rich.table import Table
+
+    from billing.invoice_admin import InvoiceNotFound, show_invoice
+
+    try:
+        detail = show_invoice(invoice)
+    except InvoiceNotFound as error:
+        fail(str(error))
+    head = detail.invoice
+    console.print(
+        f"[bold]{head['invoice_number']}[/] ({head['invoice_id']}) {head['customer_id']} / {head['subscription_id']}"
+        f"\nperiod {head['period_start']:%Y-%m-%d %H:%M} → {head['period_end']:%Y-%m-%d %H:%M} UTC,"
+        f" issued {head['issued_at']:%Y-%m-%d %H:%M}, status {head['status']}", highlight=False,
+    )
+    lines = Table("#", "kind", "description", "quantity", "included", "amount")
+    for line in detail.lines:
+        lines.add_row(str(line["line_no"]), line["kind"], line["description"], _plain(line["quantity"]),
+                      _plain(line["included_units"]), _money(line["amount_minor"], head["currency"]))
+    lines.add_row("", "", "[bold]total[/]", "", "", f"[bold]{_money(head['total_minor'], head['currency'])}[/]")
+    console.print(lines)
+    for attempt in detail.attempts:
+        console.print(f"charge attempt {attempt['attempt_no']}: {attempt['status']} {attempt['failure_code'] or ''}")
+
+
+@invoices_app.command("void")
+def invoices_void(
+    invoice: str = typer.Argument(..., help="Invoice id or number."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept on the webhook event)."),
+) -> None:
+    """Void an unpaid invoice (operator action); sends billing.invoice.voided."""
+    from billing.invoice_admin import InvoiceNotFound, VoidNotAllowed, void_invoice
+
+    try:
+        voided = void_invoice(invoice, reason=reason)
+    except (InvoiceNotFound, VoidNotAllowed) as error:
+        fail(str(error))
+    console.print(f"{voided['invoice_number']} voided")
+
+
 @warehouse_app.command("url")
 def warehouse_url() -> None:
     """Print the warehouse URL (starting the embedded server if needed)."""
@@ -124,6 +189,16 @@ def warehouse_stop() -> None:
     from billing.warehouse import stop_embedded
 
     console.print("embedded warehouse stopped" if stop_embedded() else "no embedded warehouse running")
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    from billing.money import format_minor
+
+    return format_minor(amount_minor, currency)
+
+
+def _plain(value) -> str:
+    return "" if value is None else f"{value.normalize():f}"
 
 
 def _run(dag_id: str, logical_date: datetime, *, conf: dict) -> None:

@@ -7,13 +7,13 @@ import os
 import secrets
 import shutil
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from billing.money import format_minor
 from billing.settings import billing_home
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -85,10 +85,10 @@ def _report(console: Console, receiver) -> None:
     table = Table(title="Issued invoices")
     for column in ["number", "customer", "period (UTC)", "lines", "total", "status"]:
         table.add_column(column, no_wrap=column != "lines")
-    for number, customer, start, end, currency, minor_unit, lines, total, status in invoices:
-        shown_lines = "\n".join(f"{text}: {_money(amount, minor_unit)}" for text, amount in lines)
+    for number, customer, start, end, currency, lines, total, status in invoices:
+        shown_lines = "\n".join(f"{text}: {format_minor(amount, currency)}" for text, amount in lines)
         period = f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"
-        table.add_row(number, customer, period, shown_lines, f"{currency} {_money(total, minor_unit)}", status)
+        table.add_row(number, customer, period, shown_lines, format_minor(total, currency), status)
     console.print(table)
     reasons = Table(title=f"Rejected events ({duplicates[0]} duplicates dropped, {duplicates[1]} conflicting)")
     reasons.add_column("reason")
@@ -107,10 +107,6 @@ def _report(console: Console, receiver) -> None:
     console.print(hooks)
 
 
-def _money(amount_minor: int, minor_unit: int) -> str:
-    return f"{Decimal(amount_minor).scaleb(-minor_unit):,.{minor_unit}f}"
-
-
 INVOICES = """
 select
     invoices.invoice_number,
@@ -118,7 +114,6 @@ select
     invoices.period_start,
     invoices.period_end,
     invoices.currency,
-    currencies.minor_unit,
     coalesce(
         jsonb_agg(jsonb_build_array(lines.description, lines.amount_minor) order by lines.line_no)
             filter (where lines.line_no is not null),
@@ -127,9 +122,8 @@ select
     invoices.total_minor,
     invoices.status
 from billing.invoices
-inner join billing_staging.currencies on invoices.currency = currencies.currency
 left join billing.invoice_lines as lines on invoices.invoice_id = lines.invoice_id
-group by invoices.invoice_id, currencies.minor_unit
+group by invoices.invoice_id
 order by invoices.invoice_number
 """
 

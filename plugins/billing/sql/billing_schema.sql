@@ -53,6 +53,10 @@ create table if not exists billing.charge_attempts (
     resolved_at timestamptz,
     unique (invoice_id, attempt_no)
 );
+-- upgrade: warehouses initialised before attempted_for existed
+alter table billing.charge_attempts add column if not exists attempted_for timestamptz;
+update billing.charge_attempts set attempted_for = created_at where attempted_for is null;
+alter table billing.charge_attempts alter column attempted_for set not null;
 
 -- The sandbox gateway's own ledger: what it "charged", by idempotency key.
 create table if not exists billing.sandbox_gateway_charges (

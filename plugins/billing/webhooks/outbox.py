@@ -23,6 +23,7 @@ EVENT_TYPES = frozenset(
         "billing.charge.succeeded",
         "billing.charge.failed",
         "billing.invoice.uncollectible",
+        "billing.invoice.voided",
         "billing.subscriber_overage",
         "billing.subscriber_usage",
         "billing.events.rejected",

@@ -1,0 +1,97 @@
+"""Operator actions on issued invoices: find, show and void. Amounts and lines are never edited."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+from psycopg.rows import dict_row
+
+from billing.invoicing import invoice_payload
+from billing.warehouse import connect
+from billing.webhooks.outbox import enqueue_event
+
+INVOICE_VOIDED = "billing.invoice.voided"
+VOIDABLE = ("open", "payment_failed", "uncollectible")
+
+
+class InvoiceNotFound(LookupError):
+    code = "invoice_not_found"
+
+
+class VoidNotAllowed(ValueError):
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class InvoiceDetail:
+    invoice: dict
+    lines: list[dict]
+    attempts: list[dict]
+
+
+def list_invoices(*, status: str | None = None, customer_id: str | None = None, limit: int = 50) -> list[dict]:
+    with connect() as connection:
+        return connection.cursor(row_factory=dict_row).execute(
+            "select * from billing.invoices"
+            " where (%(status)s::text is null or status = %(status)s)"
+            " and (%(customer_id)s::text is null or customer_id = %(customer_id)s)"
+            " order by invoice_number desc limit %(limit)s",
+            {"status": status, "customer_id": customer_id, "limit": limit},
+        ).fetchall()
+
+
+def show_invoice(reference: str) -> InvoiceDetail:
+    """An invoice by id or number, with its lines and charge attempts."""
+    with connect() as connection:
+        cursor = connection.cursor(row_factory=dict_row)
+        invoice = _find(cursor, reference)
+        lines = cursor.execute(
+            "select * from billing.invoice_lines where invoice_id = %s order by line_no", (invoice["invoice_id"],)
+        ).fetchall()
+        attempts = cursor.execute(
+            "select attempt_no, status, failure_code, amount_minor, attempted_for, resolved_at"
+            " from billing.charge_attempts where invoice_id = %s order by attempt_no", (invoice["invoice_id"],)
+        ).fetchall()
+    return InvoiceDetail(invoice, lines, attempts)
+
+
+def void_invoice(reference: str, *, reason: str) -> dict:
+    """Void an unpaid invoice and announce it (`billing.invoice.voided`), in one transaction."""
+    with connect() as connection:
+        cursor = connection.cursor(row_factory=dict_row)
+        invoice = _find(cursor, reference, lock=True)
+        if invoice["status"] not in VOIDABLE:
+            raise VoidNotAllowed(
+                f"invoice_{invoice['status']}",
+                f"{invoice['invoice_number']} is {invoice['status']}; only {', '.join(VOIDABLE)} invoices can be voided",
+            )
+        if cursor.execute(
+            "select 1 from billing.charge_attempts where invoice_id = %s and status = 'pending'",
+            (invoice["invoice_id"],),
+        ).fetchone():
+            raise VoidNotAllowed(
+                "charge_in_flight",
+                f"{invoice['invoice_number']} has a charge in flight; void it once the charge is resolved",
+            )
+        voided = cursor.execute(
+            "update billing.invoices set status = 'void' where invoice_id = %s returning *", (invoice["invoice_id"],)
+        ).fetchone()
+        enqueue_event(
+            connection, event_type=INVOICE_VOIDED, subject_id=voided["invoice_id"],
+            data={**invoice_payload(voided), "reason": reason, "voided_by": getpass.getuser()},
+        )
+    return voided
+
+
+def _find(cursor, reference: str, *, lock: bool = False) -> dict:
+    invoice = cursor.execute(
+        "select * from billing.invoices where invoice_id = %(ref)s or invoice_number = %(ref)s"
+        + (" for update" if lock else ""),
+        {"ref": reference},
+    ).fetchone()
+    if invoice is None:
+        raise InvoiceNotFound(f"no invoice with id or number '{reference}'")
+    return invoice
