@@ -14,7 +14,8 @@ from billing.warehouse import connection_parts
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                 "path:models/intermediate/periods", "path:models/marts/events")
-RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating", "path:models/marts/billing", "path:models/marts/usage")
+RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating",
+                "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage")
 
 
 class TransformFailed(RuntimeError):

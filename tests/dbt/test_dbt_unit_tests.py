@@ -1,8 +1,8 @@
 """The dbt unit tests (`unit_tests:` in the models' YAML) run against the embedded warehouse.
 
 A dbt unit test mocks a model's parents with its `given` rows, but dbt still reads the parents'
-columns from the warehouse, so the parents must exist: one build of staging and intermediate on
-an empty warehouse creates them (empty tables and views are enough).
+columns from the warehouse, so the parents must exist: one build of seeds, staging and intermediate
+on an empty warehouse creates them (empty tables and views are enough).
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from billing import transform
 from billing.settings import DBT_PROJECT_DIR
 from conftest import reset_warehouse
 
-# Every model in these folders reads only staging and intermediate models, so building those two
-# layers is all the unit tests of intermediate models need.
-PARENT_LAYERS = ("path:models/staging", "path:models/intermediate")
+# Every model in these folders reads only seeds, staging and intermediate models, so building those
+# is all the unit tests of intermediate models need.
+PARENT_LAYERS = ("path:seeds", "path:models/staging", "path:models/intermediate")
 
 UNIT_TESTED_MODELS = {
     "int_subscription_periods",
     "int_usage_events__ranked",
     "int_usage_events__deduped",
     "int_usage_events__validated",
+    "int_meter_state__segments",
     "int_meter_usage__aggregated",
+    "int_meter_usage__stateful",
+    "int_usage_lines__rated",
 }
 
 

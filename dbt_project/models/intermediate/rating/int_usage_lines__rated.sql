@@ -66,13 +66,16 @@ charged_usage as (
 ),
 
 -- SPEC §5: q' = max(q - included_units, 0); included units and tier bounds
--- are never prorated.
+-- are never prorated. percentage ignores included units.
 billable as (
 
     select
         *,
 
-        greatest(quantity - included_units, 0) as billable_units
+        case
+            when pricing_model = 'percentage' then quantity
+            else greatest(quantity - included_units, 0)
+        end as billable_units
 
     from charged_usage
 

@@ -53,6 +53,7 @@ segments as (
         event_name,
         aggregation,
         resource,
+        reference,
         occurred_at as segment_start,
 
         coalesce(

@@ -1,132 +1,90 @@
 with
 
-closed_periods as (
+drafted_lines as (
 
-    select * from {{ ref('int_subscription_periods') }}
-
-    where is_closed
+    select * from {{ ref('int_invoice_lines__drafted') }}
 
 ),
 
-plans as (
+adjustments as (
 
-    select * from {{ ref('stg_app__plans') }}
-
-),
-
-currencies as (
-
-    select * from {{ ref('currencies') }}
+    select * from {{ ref('int_invoice_adjustments') }}
 
 ),
 
-usage_lines as (
+invoices as (
 
-    select * from {{ ref('int_usage_lines__rated') }}
+    select * from {{ ref('stg_billing__invoices') }}
 
 ),
 
--- SPEC §5: the base fee is its own line, omitted when the plan's fee is 0,
--- prorated by seconds in a partial first or last period.
-base_fee_lines as (
+-- Only periods without an invoice are drafts to issue; issued periods are
+-- re-rated in int_invoice_adjustments instead.
+pending_lines as (
+
+    select drafted_lines.*
+
+    from drafted_lines
+
+    left join invoices
+        on drafted_lines.invoice_id = invoices.invoice_id
+
+    where invoices.invoice_id is null
+
+),
+
+adjustment_lines as (
 
     select
-        closed_periods.subscription_id,
-        closed_periods.period_start,
-        'base_fee' as kind,
+        adjustments.invoice_id,
+        adjustments.subscription_id,
+        adjustments.period_start,
+        'adjustment' as kind,
         null as event_name,
-        plans.plan_name || ' base fee'
-            || case when closed_periods.period_fraction < 1
-                then ' (prorated)' else '' end as description,
-        closed_periods.period_fraction as quantity,
+        'Adjustment to ' || adjustments.original_invoice_number
+            || ' (usage re-rated)' as description,
+        null::numeric as quantity,
         null::numeric as included_units,
-        plans.base_fee * closed_periods.period_fraction as amount,
+        null::numeric as amount,
+        adjustments.currency,
+        adjustments.amount_minor,
         jsonb_build_object(
-            'base_fee', plans.base_fee,
-            'period_fraction', closed_periods.period_fraction,
-            'regular_start', closed_periods.regular_start,
-            'regular_end', closed_periods.regular_end
+            'original_invoice_id', adjustments.original_invoice_id,
+            'original_invoice_number', adjustments.original_invoice_number,
+            'rerated_minor', adjustments.rerated_minor,
+            'invoiced_minor', adjustments.invoiced_minor,
+            'previously_adjusted_minor', adjustments.adjusted_minor
         ) as detail
 
-    from closed_periods
-
-    inner join plans
-        on closed_periods.plan_id = plans.plan_id
-
-    where plans.base_fee != 0
-
-),
-
-charge_lines as (
-
-    select
-        usage_lines.subscription_id,
-        usage_lines.period_start,
-        'usage' as kind,
-        usage_lines.event_name,
-        usage_lines.display_name as description,
-        usage_lines.quantity,
-        usage_lines.included_units,
-        usage_lines.amount,
-        jsonb_strip_nulls(jsonb_build_object(
-            'pricing_model', usage_lines.pricing_model,
-            'billable_units', usage_lines.billable_units,
-            'unit_price', usage_lines.unit_price,
-            'package_size', usage_lines.package_size,
-            'percentage_rate', usage_lines.percentage_rate,
-            'fixed_fee_per_event', nullif(usage_lines.fixed_fee_per_event, 0),
-            'tiers', usage_lines.tier_breakdown,
-            'count_events', usage_lines.count_events
-        )) as detail
-
-    from usage_lines
-
-    inner join closed_periods
-        on usage_lines.subscription_id = closed_periods.subscription_id
-        and usage_lines.period_start = closed_periods.period_start
+    from adjustments
 
 ),
 
 lines as (
 
-    select * from base_fee_lines
+    select
+        invoice_id, subscription_id, period_start, kind, event_name,
+        description, quantity, included_units, amount, currency,
+        amount_minor, detail, line_no as position
+    from pending_lines
+
     union all
-    select * from charge_lines
-
-),
-
--- The one rounding of SPEC: each line to the minor unit of the plan's
--- currency, half away from zero. Invoice totals are sums of these.
-rounded as (
 
     select
-        lines.*,
-        plans.currency,
-        {{ to_minor_units('lines.amount', 'currencies.minor_unit') }}
-            as amount_minor
-
-    from lines
-
-    inner join closed_periods
-        on lines.subscription_id = closed_periods.subscription_id
-        and lines.period_start = closed_periods.period_start
-
-    inner join plans
-        on closed_periods.plan_id = plans.plan_id
-
-    inner join currencies
-        on plans.currency = currencies.currency
+        adjustment_lines.*,
+        1000 + row_number() over (
+            partition by invoice_id order by detail ->> 'original_invoice_number'
+        ) as position
+    from adjustment_lines
 
 ),
 
 final as (
 
     select
-        {{ invoice_id('subscription_id', 'period_start') }} as invoice_id,
-        row_number() over (
-            partition by subscription_id, period_start
-            order by kind = 'usage', event_name
-        )::int as line_no,
+        invoice_id,
+        row_number() over (partition by invoice_id order by position)::int
+            as line_no,
         subscription_id,
         period_start,
         kind,
@@ -139,7 +97,7 @@ final as (
         amount_minor,
         detail
 
-    from rounded
+    from lines
 
 )
 

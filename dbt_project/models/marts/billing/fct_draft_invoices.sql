@@ -8,6 +8,12 @@ closed_periods as (
 
 ),
 
+invoices as (
+
+    select * from {{ ref('stg_billing__invoices') }}
+
+),
+
 plans as (
 
     select * from {{ ref('stg_app__plans') }}
@@ -41,6 +47,7 @@ line_totals as (
 
 -- SPEC §6: one invoice per subscription per closed period, in the plan's
 -- currency; an invoice with no lines still exists (total 0, paid at once).
+-- Periods already invoiced are not drafts any more.
 final as (
 
     select
@@ -67,6 +74,12 @@ final as (
     left join line_totals
         on {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
             = line_totals.invoice_id
+
+    left join invoices
+        on closed_periods.subscription_id = invoices.subscription_id
+        and closed_periods.period_start = invoices.period_start
+
+    where invoices.invoice_id is null
 
 )
 

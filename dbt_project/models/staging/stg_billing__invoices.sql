@@ -1,0 +1,36 @@
+with
+
+source as (
+
+    select * from {{ source('billing', 'invoices') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        invoice_id,
+        invoice_number,
+        customer_id,
+        subscription_id,
+
+        ---------- dimensions
+        currency,
+        status,
+
+        ---------- measures
+        subtotal_minor,
+        credits_minor,
+        total_minor,
+
+        ---------- timestamps
+        period_start,
+        period_end,
+        issued_at
+
+    from source
+
+)
+
+select * from renamed
