@@ -82,6 +82,11 @@ def issue_invoices() -> IssueResult:
 
 def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances) -> dict:
     """Insert one invoice with its credits applied; a zero total is paid at once (SPEC §6)."""
+    next_line = draft["count_lines"] + 1
+    if draft["subtotal_minor"] < 0:
+        # NOTE: an invoice total is never negative: the excess credit becomes a grant.
+        _carry_to_credit_grant(connection, draft, line_no=next_line)
+        draft = {**draft, "subtotal_minor": 0}
     taken = credits.spend_on(draft)
     credits_minor = sum(amount for _, amount in taken)
     total_minor = draft["subtotal_minor"] - credits_minor
@@ -93,8 +98,24 @@ def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances
         "status": "paid" if total_minor == 0 else "open",
     }).fetchone()
     if taken:
-        _record_credits(connection, draft, taken, line_no=draft["count_lines"] + 1)
+        _record_credits(connection, draft, taken, line_no=next_line)
     return invoice
+
+
+def _carry_to_credit_grant(connection, draft: dict, *, line_no: int) -> None:
+    """Turn a negative subtotal into a credit grant usable from the next period on."""
+    excess_minor = -draft["subtotal_minor"]
+    grant_id = f"carry_{draft['invoice_id']}"
+    connection.execute(
+        "insert into raw.credit_grants (grant_id, customer_id, currency, amount, granted_at)"
+        " select %s, %s, %s, %s / power(10::numeric, minor_unit), %s"
+        " from billing_staging.currencies where currency = %s on conflict do nothing",
+        (grant_id, draft["customer_id"], draft["currency"], excess_minor, draft["period_end"], draft["currency"]),
+    )
+    _insert_line(
+        connection, draft, line_no=line_no, kind="adjustment", amount_minor=excess_minor,
+        description=f"Credit balance carried to grant {grant_id}", detail={"grant_id": grant_id},
+    )
 
 
 def _record_credits(connection, draft: dict, taken: list[tuple[str, int]], *, line_no: int) -> None:
@@ -103,11 +124,19 @@ def _record_credits(connection, draft: dict, taken: list[tuple[str, int]], *, li
         " values (%s, %s, %s, %s)",
         [(grant_id, draft["invoice_id"], amount, draft["currency"]) for grant_id, amount in taken],
     )
+    _insert_line(
+        connection, draft, line_no=line_no, kind="credit", amount_minor=-sum(amount for _, amount in taken),
+        description="Credits applied",
+        detail={"grants": [{"grant_id": grant_id, "amount_minor": amount} for grant_id, amount in taken]},
+    )
+
+
+def _insert_line(connection, draft: dict, *, line_no: int, kind: str, amount_minor: int, description: str,
+                 detail: dict) -> None:
     connection.execute(
         "insert into billing.invoice_lines (invoice_id, line_no, kind, description, amount_minor, detail)"
-        " values (%s, %s, 'credit', 'Credits applied', %s, %s)",
-        (draft["invoice_id"], line_no, -sum(amount for _, amount in taken),
-         Jsonb({"grants": [{"grant_id": grant_id, "amount_minor": amount} for grant_id, amount in taken]})),
+        " values (%s, %s, %s, %s, %s, %s)",
+        (draft["invoice_id"], line_no, kind, description, amount_minor, Jsonb(detail)),
     )
 
 
