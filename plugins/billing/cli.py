@@ -96,6 +96,30 @@ def run(
 
 
 @app.command()
+def backfill(
+    start: str = typer.Option(..., "--from", help="First moment to close periods at (ISO 8601)."),
+    end: str = typer.Option(..., "--to", help="Last moment (ISO 8601)."),
+    grace: str = typer.Option(DEFAULT_GRACE, "--grace", help="Close periods with moment >= end + grace."),
+) -> None:
+    """Close every period that became closable between --from and --to, in order, through Airflow."""
+    from billing.backfill import backfill as run_backfill
+    from billing.window import ClosingWindow, parse_timestamp
+
+    try:
+        first, window = parse_timestamp(start), ClosingWindow.parse(end, grace)
+    except ValueError as error:
+        fail(str(error), code=2)
+    with console.status(f"backfilling billing_cycle_close from {first.isoformat()} to {window.as_of.isoformat()}"):
+        outcomes = run_backfill(first, window.as_of, grace=window.grace)
+    gc.freeze()
+    for outcome in outcomes:
+        console.print(f"billing_cycle_close run {outcome.run_id}: {outcome.state}")
+    if outcomes and not outcomes[-1].succeeded:
+        fail(f"backfill stopped: {outcomes[-1].run_id} failed in task(s) {', '.join(outcomes[-1].failed_tasks)}")
+    console.print(f"backfill done: {len(outcomes)} close(s)")
+
+
+@app.command()
 def demo() -> None:
     """Bill the worked examples end to end on a fresh demo warehouse and show the results."""
     from billing.demo.run import run_demo
@@ -164,6 +188,28 @@ def invoices_void(
     except (InvoiceNotFound, VoidNotAllowed) as error:
         fail(str(error))
     console.print(f"{voided['invoice_number']} voided")
+
+
+@app.command()
+def usage(customer_id: str) -> None:
+    """Usage so far this period, its cost, included units left and the projected period amount."""
+    from rich.table import Table
+
+    from billing.usage_report import current_usage
+
+    rows = current_usage(customer_id)
+    if not rows:
+        fail(f"no active subscription with usage for customer '{customer_id}' (as of the last pipeline run)")
+    first = rows[0]
+    table = Table(
+        "meter", "used", "included left", "so far", "projected",
+        title=f"{customer_id} · {first['subscription_id']} · {first['period_start']:%Y-%m-%d %H:%M} → "
+              f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}",
+    )
+    for row in rows:
+        table.add_row(row["display_name"], _plain(row["quantity"]), _plain(row["included_units_left"]),
+                      _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]))
+    console.print(table)
 
 
 @warehouse_app.command("url")

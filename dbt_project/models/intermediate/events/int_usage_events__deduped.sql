@@ -18,7 +18,8 @@ winners as (
         properties,
         action,
         occurred_at,
-        ingested_at
+        ingested_at,
+        raw_row_position
 
     from ranked
 

@@ -1,10 +1,117 @@
+{#
+    One row per deduped event with its reject reason. Incremental
+    (docs/incremental.md): a run validates again only the winners that
+    changed since the pipeline's checkpoint (new references, references whose
+    winner changed) and every event of a customer or meter whose catalog
+    entry changed; the rows of displaced winners are deleted.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace',
+        unique_key='raw_row_position',
+        indexes=[
+            {'columns': ['raw_row_position'], 'unique': true},
+            {'columns': ['subscription_id', 'occurred_at']},
+            {'columns': ['occurred_at']},
+            {'columns': ['ingested_at']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_usage_events__changed') }}
+-- depends_on: {{ ref('int_usage_catalog__changed') }}
+
+{% if is_incremental() %}
+    {%- set changed_catalog = run_query(
+        "select count(*) filter (where catalog_scope = 'customer'),"
+        ~ " count(*) filter (where catalog_scope = 'meter')"
+        ~ " from " ~ ref('int_usage_catalog__changed')
+    ).rows[0] -%}
+    {%- set has_changed_customers = changed_catalog[0] > 0 -%}
+    {%- set has_changed_meters = changed_catalog[1] > 0 -%}
+{% endif %}
+
 with
 
-events as (
+deduped as (
 
     select * from {{ ref('int_usage_events__deduped') }}
 
 ),
+
+{% if is_incremental() %}
+
+changed_events as (
+
+    select * from {{ ref('int_usage_events__changed') }}
+
+),
+
+changed_catalog as (
+
+    select * from {{ ref('int_usage_catalog__changed') }}
+
+),
+
+-- The winners to validate again: of changed references, and (only when the
+-- catalog changed: each branch is a separate index lookup) of every event of
+-- a changed customer or meter.
+positions_to_validate as (
+
+    select raw_row_position
+
+    from changed_events
+
+    where reference_rank = 1
+
+    {% if has_changed_customers %}
+    union
+
+    select deduped.raw_row_position
+
+    from deduped
+
+    inner join changed_catalog
+        on deduped.customer_id = changed_catalog.catalog_key
+        and changed_catalog.catalog_scope = 'customer'
+    {% endif %}
+
+    {% if has_changed_meters %}
+    union
+
+    select deduped.raw_row_position
+
+    from deduped
+
+    inner join changed_catalog
+        on deduped.event_name = changed_catalog.catalog_key
+        and changed_catalog.catalog_scope = 'meter'
+    {% endif %}
+
+),
+
+events as (
+
+    select *
+
+    from deduped
+
+    where raw_row_position in (
+        select raw_row_position from positions_to_validate
+    )
+
+),
+
+{% else %}
+
+events as (
+
+    select * from deduped
+
+),
+
+{% endif %}
 
 customers as (
 
@@ -106,10 +213,44 @@ final as (
         aggregation,
         subscription_id,
         plan_id,
-        reject_reason
+        reject_reason,
+        raw_row_position
 
     from validated
 
 )
 
+{% if is_incremental() %}
+
+-- A displaced winner (a copy ingested earlier arrived late) is deleted.
+select *, false as _is_tombstone from final
+
+union all
+
+select
+    reference,
+    customer_id,
+    event_name,
+    value,
+    properties,
+    action,
+    occurred_at,
+    ingested_at,
+    aggregation,
+    subscription_id,
+    plan_id,
+    reject_reason,
+    raw_row_position,
+    true as _is_tombstone
+
+from {{ this }}
+
+where raw_row_position in (
+    select raw_row_position from changed_events where reference_rank > 1
+)
+
+{% else %}
+
 select * from final
+
+{% endif %}

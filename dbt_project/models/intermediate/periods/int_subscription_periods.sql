@@ -151,8 +151,12 @@ final as (
     select
         *,
 
-        extract(epoch from period_end - period_start)
-            / extract(epoch from regular_end - regular_start) as period_fraction,
+        extract(epoch from period_end - period_start) as period_seconds,
+        extract(epoch from regular_end - regular_start) as regular_seconds,
+        {{ divide(
+            'extract(epoch from period_end - period_start)',
+            'extract(epoch from regular_end - regular_start)'
+        ) }} as period_fraction,
 
         {{ is_closed('period_end') }} as is_closed
 

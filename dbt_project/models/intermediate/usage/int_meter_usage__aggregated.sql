@@ -69,7 +69,7 @@ period_aggregates as (
                 count(distinct properties ->> aggregated_property)
             when 'max' then max(value)
             when 'min' then min(value)
-            when 'average' then avg(value)
+            when 'average' then {{ divide('sum(value)', 'count(value)') }}
             when 'last_during_period' then
                 max(value) filter (where is_last_in_period)
             when 'markup_percentage' then sum(value)

@@ -54,8 +54,9 @@ overlapping_segments as (
         segments.state_value,
         segments.segment_end,
 
+        -- an open period counts up to the run's as_of: usage so far
         extract(epoch from
-            least(segments.segment_end, period_meters.period_end)
+            least(segments.segment_end, period_meters.period_end, {{ as_of() }})
             - greatest(segments.segment_start, period_meters.period_start)
         ) as overlap_seconds
 
@@ -86,14 +87,15 @@ aggregated as (
                     max(state_value) filter (where segment_end >= period_end),
                     0
                 )
-            when 'time_duration' then
-                coalesce(
-                    sum(overlap_seconds) filter (where state_value = 1),
-                    0
-                ) / 3600
+            when 'time_duration' then {{ divide(
+                'coalesce(sum(overlap_seconds) filter (where state_value = 1 and overlap_seconds > 0), 0)',
+                '3600'
+            ) }}
             when 'weighted_sum' then
-                coalesce(sum(state_value * overlap_seconds), 0)
-                / extract(epoch from min(period_end) - period_start)
+                {{ divide(
+                    'coalesce(sum(state_value * overlap_seconds) filter (where overlap_seconds > 0), 0)',
+                    'nullif(extract(epoch from least(min(period_end), ' ~ as_of() ~ ') - period_start), 0)'
+                ) }}
         end as quantity
 
     from overlapping_segments

@@ -1,0 +1,120 @@
+"""Mid-period webhooks (SPEC §8): overage alerts, daily usage snapshots, rejected-event reports.
+
+Each event's id is derived from what it is about, so every hourly run may try again and the
+outbox keeps the first: one alert per subscription × period × meter × threshold, one snapshot per
+subscription per day, one rejected-events report per pipeline window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from psycopg.rows import dict_row
+
+from billing.warehouse import connect
+from billing.webhooks.outbox import enqueue_event
+
+SUBSCRIBER_OVERAGE = "billing.subscriber_overage"
+SUBSCRIBER_USAGE = "billing.subscriber_usage"
+EVENTS_REJECTED = "billing.events.rejected"
+EXAMPLES_PER_REASON = 3
+
+# Thresholds (percent of included units) the current usage has reached.
+CROSSED_THRESHOLDS = """
+select usage.*, threshold
+from billing_marts.customer_usage_current_period as usage
+inner join raw.plan_charges as charges
+    on usage.plan_id = charges.plan_id and usage.event_name = charges.event_name
+cross join lateral unnest(charges.alert_thresholds) as threshold
+where usage.included_units > 0
+    and usage.quantity * 100 >= usage.included_units * threshold
+order by usage.subscription_id, usage.event_name, threshold
+"""
+
+REJECTED_IN_WINDOW = """
+select reject_reason, reference, customer_id, event_name, value, occurred_at, ingested_at
+from billing_marts.fct_rejected_usage_events
+where ingested_at > %(since)s and ingested_at <= %(until)s
+order by reject_reason, ingested_at, reference
+"""
+
+
+def announce_overages() -> int:
+    """`billing.subscriber_overage` for every threshold crossed this period; returns how many rows qualified."""
+    with connect() as connection:
+        crossed = connection.cursor(row_factory=dict_row).execute(CROSSED_THRESHOLDS).fetchall()
+        for usage in crossed:
+            enqueue_event(
+                connection,
+                event_type=SUBSCRIBER_OVERAGE,
+                subject_id="/".join([usage["subscription_id"], usage["period_start"].isoformat(),
+                                     usage["event_name"], str(usage["threshold"])]),
+                data={**_usage_payload(usage), "threshold_percent": usage["threshold"]},
+            )
+    return len(crossed)
+
+
+def announce_usage_snapshots() -> int:
+    """One `billing.subscriber_usage` a day per active subscription; returns the subscriptions seen."""
+    with connect() as connection:
+        rows = connection.cursor(row_factory=dict_row).execute(
+            "select * from billing_marts.customer_usage_current_period order by subscription_id, event_name"
+        ).fetchall()
+        by_subscription = defaultdict(list)
+        for row in rows:
+            by_subscription[row["subscription_id"]].append(row)
+        for subscription_id, meters in by_subscription.items():
+            first = meters[0]
+            enqueue_event(
+                connection,
+                event_type=SUBSCRIBER_USAGE,
+                subject_id=f"{subscription_id}/{first['as_of']:%Y-%m-%d}",
+                data={
+                    "customer_id": first["customer_id"],
+                    "subscription_id": subscription_id,
+                    "period_start": first["period_start"],
+                    "period_end": first["period_end"],
+                    "as_of": first["as_of"],
+                    "currency": first["currency"],
+                    "amount_minor": sum(meter["amount_minor"] for meter in meters),
+                    "projected_amount_minor": sum(meter["projected_amount_minor"] for meter in meters),
+                    "meters": [_usage_payload(meter) for meter in meters],
+                },
+            )
+    return len(by_subscription)
+
+
+def announce_rejected_events(*, since: datetime, until: datetime) -> int:
+    """`billing.events.rejected` for events ingested in (since, until] and quarantined; returns their count."""
+    with connect() as connection:
+        rejected = connection.cursor(row_factory=dict_row).execute(
+            REJECTED_IN_WINDOW, {"since": since, "until": until}
+        ).fetchall()
+        if rejected:
+            enqueue_event(
+                connection,
+                event_type=EVENTS_REJECTED,
+                subject_id=f"{since.isoformat()}/{until.isoformat()}",
+                data={"ingested_after": since, "ingested_until": until, "total": len(rejected),
+                      "reasons": _by_reason(rejected)},
+            )
+    return len(rejected)
+
+
+def _by_reason(rejected: list[dict]) -> dict[str, dict]:
+    reasons: dict[str, dict] = {}
+    for event in rejected:
+        reason = reasons.setdefault(event.pop("reject_reason"), {"count": 0, "examples": []})
+        reason["count"] += 1
+        if len(reason["examples"]) < EXAMPLES_PER_REASON:
+            reason["examples"].append(event)
+    return reasons
+
+
+def _usage_payload(usage: dict) -> dict:
+    return {
+        key: usage[key]
+        for key in ("customer_id", "subscription_id", "event_name", "period_start", "period_end", "quantity",
+                    "included_units", "included_units_left", "amount_minor", "projected_amount_minor", "currency")
+    }

@@ -1,0 +1,51 @@
+"""`billing backfill`: every missed period closed in order through Airflow; a second backfill adds nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from billing.backfill import backfill
+from billing.catalog import apply_catalog
+from billing.loading import load_events
+from conftest import query, reset_warehouse
+from spine.events import usage, write_csv
+
+CATALOG = """
+meters:
+  - {event_name: api_call, display_name: API calls, aggregation: sum}
+plans:
+  - plan_id: pro
+    name: Pro
+    currency: USD
+    interval: month
+    base_fee: 10
+    charges:
+      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.01}
+customers:
+  - {customer_id: utc_co, name: UTC Co, currency: USD, collection_method: request_payment}
+subscriptions:
+  - {subscription_id: s_utc, customer_id: utc_co, plan_id: pro, started_at: "2026-04-01T00:00:00Z"}
+"""
+START = datetime(2026, 4, 1, tzinfo=timezone.utc)
+END = datetime(2026, 7, 1, 6, tzinfo=timezone.utc)
+
+
+def test_backfill_closes_three_months_in_order_and_a_rerun_issues_nothing(warehouse, tmp_path):
+    reset_warehouse()
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    apply_catalog(tmp_path / "catalog.yaml")
+    events = [row for day in ("2026-04-10", "2026-05-10", "2026-06-10")
+              for row in usage("utc_co", "api_call", [100 * int(day[6])], day, f"u{day}")]
+    load_events(write_csv(tmp_path / "events.csv", events), show_progress=False)
+
+    outcomes = backfill(START, END, grace="1 hours")
+    assert [outcome.state for outcome in outcomes] == ["success"] * 3
+    assert query("select invoice_number, subscription_id, period_start::date::text, total_minor"
+                 " from billing.invoices order by 1") == [
+        ("INV-000001", "s_utc", "2026-04-01", 1_400),  # $10 + 400 calls × $0.01
+        ("INV-000002", "s_utc", "2026-05-01", 1_500),
+        ("INV-000003", "s_utc", "2026-06-01", 1_600),
+    ]
+
+    assert backfill(START, END, grace="1 hours") == []
+    assert query("select count(*) from billing.invoices") == [(3,)]
