@@ -18,6 +18,8 @@ import pytest
 def billing_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("billing_home")
     os.environ["BILLING_HOME"] = str(home)
+    # the tests' webhook receivers listen on loopback, which delivery refuses by default
+    os.environ.setdefault("BILLING_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
     yield home
     if not os.environ.get("BILLING_WAREHOUSE_URL"):
         from billing.warehouse import stop_embedded

@@ -8,13 +8,15 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from conftest import reset_warehouse
+from conftest import reset_warehouse, run_dag
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
-from webhook_test_support import (
+from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
     CHARGE_FAILED,
     INVOICE_GENERATED,
     add_endpoint,
+    allow_local_receivers,
+    assert_retry_at,
     attempts,
     closed_port_url,
     delivery,
@@ -112,12 +114,14 @@ def test_server_error_is_retried_after_five_seconds(warehouse, httpserver: HTTPS
     failed = dispatch_webhooks(now=now)
 
     assert failed == DispatchSummary(delivered=0, failed=1, dead_lettered=0, pending=1)
-    assert delivery(event_id, "ep_1") == ("pending", 1, now + timedelta(seconds=5), None, "HTTP 500")
+    status, attempt_count, next_attempt_at, delivered_at, last_error = delivery(event_id, "ep_1")
+    assert (status, attempt_count, delivered_at, last_error) == ("pending", 1, None, "HTTP 500")
+    assert_retry_at(next_attempt_at, now, timedelta(seconds=5))
     assert [(no, at, status, error) for no, at, status, _, error in attempts(event_id, "ep_1")] == [
         (1, now, 500, "HTTP 500")
     ]
 
-    not_yet_due = dispatch_webhooks(now=now + timedelta(seconds=4))
+    not_yet_due = dispatch_webhooks(now=now + timedelta(seconds=4.4))
     assert not_yet_due == DispatchSummary(pending=1)
     assert len(httpserver.log) == 1
 
@@ -172,8 +176,7 @@ def test_delivery_is_dead_lettered_after_eight_failed_attempts(warehouse, httpse
     status, attempt_count, _, delivered_at, last_error = delivery(event_id, "ep_1")
     assert (status, attempt_count, delivered_at, last_error) == ("dead_lettered", 8, None, "HTTP 503")
     attempted_at = [at for _, at, _, _, _ in attempts(event_id, "ep_1")]
-    gaps = [later - earlier for earlier, later in zip(attempted_at, attempted_at[1:])]
-    assert gaps == [
+    assert list(RETRY_DELAYS) == [
         timedelta(seconds=5),
         timedelta(minutes=5),
         timedelta(minutes=30),
@@ -182,7 +185,10 @@ def test_delivery_is_dead_lettered_after_eight_failed_attempts(warehouse, httpse
         timedelta(hours=10),
         timedelta(hours=10),
     ]
-    assert gaps == list(RETRY_DELAYS)
+    for earlier, later, delay in zip(attempted_at, attempted_at[1:], RETRY_DELAYS):
+        assert_retry_at(later, earlier, delay)
+    gaps = [later - earlier for earlier, later in zip(attempted_at, attempted_at[1:])]
+    assert gaps != list(RETRY_DELAYS), "jitter moves each retry a little"
     assert len(httpserver.log) == 8
 
 
@@ -241,7 +247,9 @@ def test_signature_rejected_by_the_receiver_is_retried(warehouse):
 
     assert summary == DispatchSummary(failed=1, pending=1)
     assert receiver.rejected == 1
-    assert delivery(event_id, "ep_1") == ("pending", 1, now + timedelta(seconds=5), None, "HTTP 401")
+    status, attempt_count, next_attempt_at, _, last_error = delivery(event_id, "ep_1")
+    assert (status, attempt_count, last_error) == ("pending", 1, "HTTP 401")
+    assert_retry_at(next_attempt_at, now, timedelta(seconds=5))
 
 
 def test_unreachable_endpoint_is_retried_with_the_connection_error(warehouse):
@@ -256,7 +264,8 @@ def test_unreachable_endpoint_is_retried_with_the_connection_error(warehouse):
     [(_, _, status, _, error)] = attempts(event_id, "ep_1")
     assert status is None
     assert error.startswith("ConnectError: ")
-    assert delivery(event_id, "ep_1")[:3] == ("pending", 1, now + timedelta(seconds=5))
+    assert delivery(event_id, "ep_1")[:2] == ("pending", 1)
+    assert_retry_at(delivery(event_id, "ep_1")[2], now, timedelta(seconds=5))
 
 
 def test_slow_endpoint_times_out_and_is_retried(warehouse, httpserver: HTTPServer):
@@ -333,3 +342,22 @@ def test_concurrent_dispatchers_send_each_delivery_once(warehouse, httpserver: H
     assert fetch_all(
         "select count(*), count(distinct event_id) from billing.webhook_delivery_attempts where response_status = 204"
     ) == [(6, 6)]
+
+
+def test_the_webhook_dispatch_dag_delivers_through_airflow(warehouse):
+    reset_warehouse()
+    secrets = {"a": new_secret(), "b": new_secret()}
+    event_id = enqueue(INVOICE_GENERATED, "inv_1", {"invoice_id": "inv_1"})
+
+    with WebhookReceiver(secrets) as receiver:
+        for name, secret in secrets.items():
+            add_endpoint(f"ep_{name}", receiver.url_for(name), secret)
+        outcome = run_dag("webhook_dispatch", "2026-06-01T00:05:00Z")
+
+    assert outcome.succeeded
+    assert receiver.rejected == 0
+    for name in secrets:
+        assert [(ids, payload["data"]) for ids, payload in receiver.accepted_by_endpoint[name]] == [
+            (event_id, {"invoice_id": "inv_1"})
+        ]
+        assert delivery(event_id, f"ep_{name}")[:2] == ("delivered", 1)

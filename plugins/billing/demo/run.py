@@ -25,6 +25,8 @@ def run_demo(console: Console) -> None:
     if not console.is_terminal:
         console = Console(width=140)  # NOTE: rich assumes 80 columns when piped; the tables need more
     home = _fresh_demo_home()
+    # the demo's receiver listens on loopback, which webhook delivery refuses by default
+    os.environ.setdefault("BILLING_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
     from billing.catalog import apply_catalog
     from billing.demo.events import write_demo_events
     from billing.loading import load_events

@@ -1,22 +1,31 @@
 """Deliver the outbox: fan events out to subscribed endpoints, then attempt every due delivery.
 
-Delivery is at least once (SPEC §8). Each delivery is claimed with `for update skip locked` and
-stays locked until its attempt is recorded, so concurrent dispatchers never send the same
-delivery at the same time, and a delivered one is never sent again. A crash between the POST and
-the commit leaves the delivery pending: it is sent again, with the same `webhook-id`, which
-receivers use to drop duplicates.
+Delivery is at least once (SPEC §8). Endpoints are served concurrently, by a bounded pool of
+workers, one worker per endpoint: deliveries to one endpoint are attempted one at a time, oldest
+event first. A dispatcher takes a session advisory lock per endpoint, so two overlapping
+dispatchers never deliver to the same endpoint at once either. Each delivery is claimed with
+`for update skip locked` and stays locked until its attempt is recorded, so a delivered one is
+never sent again. A crash between the POST and the commit leaves the delivery pending: it is sent
+again, with the same `webhook-id`, which receivers use to drop duplicates.
 
-Failed attempts are retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h, then the delivery
-is dead-lettered. `410 Gone` disables the endpoint; deliveries to a disabled endpoint are held,
-not attempted, until an operator enables it again.
+Failed attempts are retried after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (each ±10 %,
+so a burst of failures does not come back as a burst), then the delivery is dead-lettered. A 429
+or 503 with `Retry-After` waits at least that long (capped at MAX_RETRY_AFTER), and the endpoint's
+other deliveries wait for a later run. `410 Gone` disables the endpoint; deliveries to a disabled
+endpoint are held, not attempted, until an operator enables it again. An address the SSRF guard
+refuses is a failed attempt like any other: fixing `BILLING_WEBHOOK_ALLOW_HOSTS` (or the URL) lets
+the next retry through. A replayed delivery (`replay.py`) starts the schedule again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import httpx
 import psycopg
@@ -26,6 +35,7 @@ from billing.warehouse import connect
 from billing.webhooks.deliver import AttemptOutcome, send_webhook
 from billing.webhooks.outbox import iso_timestamp
 from billing.webhooks.sign import webhook_body
+from billing.webhooks.transport import webhook_client
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +49,13 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# Each retry delay is moved by up to ±JITTER of itself, by a digest of (event, endpoint, attempt).
+JITTER = 0.10
+# A Retry-After longer than this is taken as this: an endpoint cannot park a delivery for weeks.
+MAX_RETRY_AFTER = timedelta(hours=24)
+DEFAULT_TIMEOUT_SECONDS = 15.0
+# Endpoints served at once by one dispatcher (each worker holds one warehouse connection).
+DEFAULT_CONCURRENCY = 8
 
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -67,25 +84,41 @@ class _DueDelivery:
     event_id: str
     endpoint_id: str
     attempt_count: int
+    attempts_before_replay: int
     event_type: str
     event_created_at: datetime
     data: dict
     url: str
     secret: str = field(repr=False)
+    previous_secret: str | None = field(default=None, repr=False)
 
 
-def dispatch_webhooks(*, now: datetime | None = None, timeout: float = 15.0) -> DispatchSummary:
+def dispatch_webhooks(
+    *,
+    now: datetime | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> DispatchSummary:
     """Fan out new events, then attempt each delivery due by `now` once.
 
     `now` (default: the wall clock) decides which deliveries are due and stamps attempts and
-    retries; tests pass it to step through the backoff schedule. `timeout` bounds each request.
+    retries; tests pass it to step through the backoff schedule. `timeout` bounds each attempt;
+    `concurrency` is how many endpoints are served at once.
     """
     due_by = now or datetime.now(timezone.utc)
     tally: Counter[str] = Counter()
-    with connect(autocommit=True) as connection, httpx.Client(timeout=timeout) as client:
+    with connect(autocommit=True) as connection:
         _fan_out(connection, at=due_by)
-        while (outcomes := _attempt_next_due(connection, client, due_by=due_by, now=now)) is not None:
-            tally.update(outcomes)
+        endpoint_ids = _endpoints_with_due_deliveries(connection, due_by=due_by)
+        if endpoint_ids:
+            workers = max(1, min(concurrency, len(endpoint_ids)))
+            with (
+                webhook_client(timeout=timeout, max_connections=workers) as client,
+                ThreadPoolExecutor(workers, thread_name_prefix="webhook-dispatch") as pool,
+            ):
+                deliver = partial(_deliver_to_endpoint, client=client, due_by=due_by, now=now, timeout=timeout)
+                for outcomes in pool.map(deliver, endpoint_ids):
+                    tally.update(outcomes)
         pending = _count_pending(connection)
     return DispatchSummary(
         delivered=tally[DELIVERED],
@@ -99,7 +132,14 @@ def dispatch_webhooks(*, now: datetime | None = None, timeout: float = 15.0) -> 
 def _fan_out(connection: psycopg.Connection, *, at: datetime) -> int:
     """One delivery per new event × enabled endpoint subscribed to its type; returns how many."""
     # NOTE: one statement, so the events marked fanned out are exactly the ones fanned out, even
-    # while other transactions commit new events; skip locked lets a concurrent run pass them by.
+    # while other transactions commit new events. Concurrent runs take turns (the advisory lock):
+    # were they to split a batch between them, an endpoint could get a later event first.
+    with connection.transaction():
+        connection.execute("select pg_advisory_xact_lock(hashtext('billing.webhook_fan_out'))")
+        return _fan_out_new_events(connection, at=at)
+
+
+def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime) -> int:
     row = connection.execute(
         """
         with awaiting_fan_out as (
@@ -141,21 +181,93 @@ def _fan_out(connection: psycopg.Connection, *, at: datetime) -> int:
     return row[0]
 
 
+def _endpoints_with_due_deliveries(connection: psycopg.Connection, *, due_by: datetime) -> list[str]:
+    """Enabled endpoints with a delivery due by `due_by`, the longest-waiting first."""
+    rows = connection.execute(
+        """
+        select deliveries.endpoint_id
+        from billing.webhook_deliveries as deliveries
+        inner join raw.webhook_endpoints as endpoints
+            on deliveries.endpoint_id = endpoints.endpoint_id
+        where
+            deliveries.status = 'pending'
+            and deliveries.next_attempt_at <= %(due_by)s
+            and endpoints.enabled
+        group by 1
+        order by min(deliveries.next_attempt_at), 1
+        """,
+        {"due_by": due_by},
+    ).fetchall()
+    return [endpoint_id for (endpoint_id,) in rows]
+
+
+def _deliver_to_endpoint(
+    endpoint_id: str, *, client: httpx.Client, due_by: datetime, now: datetime | None, timeout: float
+) -> Counter[str]:
+    """Attempt the endpoint's due deliveries one by one, oldest event first (one worker thread)."""
+    tally: Counter[str] = Counter()
+    # NOTE: the endpoint's advisory lock is a session lock: closing the connection releases it.
+    with connect(autocommit=True) as connection:
+        if not _lock_endpoint(connection, endpoint_id):
+            return tally  # NOTE: another dispatcher is delivering to it; it takes them all, in order.
+        while True:
+            attempt = _attempt_next_due(
+                connection, client, endpoint_id=endpoint_id, due_by=due_by, now=now, timeout=timeout
+            )
+            if attempt is None:
+                break
+            outcome, counters = attempt
+            tally.update(counters)
+            if outcome.throttled:
+                # NOTE: the endpoint asked us to slow down: its other deliveries wait for a
+                # later run (not attempted, so not counted) instead of hitting it again now.
+                break
+    return tally
+
+
 def _attempt_next_due(
-    connection: psycopg.Connection, client: httpx.Client, *, due_by: datetime, now: datetime | None
-) -> list[str] | None:
-    """Claim, attempt and settle one due delivery in one transaction; None when none is left."""
+    connection: psycopg.Connection,
+    client: httpx.Client,
+    *,
+    endpoint_id: str,
+    due_by: datetime,
+    now: datetime | None,
+    timeout: float,
+) -> tuple[AttemptOutcome, list[str]] | None:
+    """Claim, attempt and settle the endpoint's next due delivery in one transaction; returns the
+    outcome and the summary counters it adds to, or None when none is left."""
     with connection.transaction():
-        delivery = _claim_next_due(connection, due_by=due_by)
+        delivery = _claim_next_due(connection, endpoint_id=endpoint_id, due_by=due_by, take_new=now is None)
         if delivery is None:
             return None
         outcome = send_webhook(
-            client, url=delivery.url, secret=delivery.secret, event_id=delivery.event_id, body=_body(delivery)
+            client,
+            url=delivery.url,
+            secret=delivery.secret,
+            previous_secret=delivery.previous_secret,
+            event_id=delivery.event_id,
+            body=_body(delivery),
+            timeout=timeout,
         )
-        return _settle(connection, delivery, outcome, attempted_at=now or datetime.now(timezone.utc))
+        return outcome, _settle(connection, delivery, outcome, attempted_at=now or datetime.now(timezone.utc))
 
 
-def _claim_next_due(connection: psycopg.Connection, *, due_by: datetime) -> _DueDelivery | None:
+def _lock_endpoint(connection: psycopg.Connection, endpoint_id: str) -> bool:
+    return connection.execute(
+        "select pg_try_advisory_lock(hashtext('billing.webhook_endpoint'), hashtext(%s))", (endpoint_id,)
+    ).fetchone()[0]
+
+
+def _claim_next_due(
+    connection: psycopg.Connection, *, endpoint_id: str, due_by: datetime, take_new: bool
+) -> _DueDelivery | None:
+    """The endpoint's oldest event due by `due_by`, locked; with `take_new`, also one not yet
+    attempted (fanned out or replayed since the run began) that is due by the wall clock."""
+    # NOTE: take_new matters when runs overlap: the other run's worker finds this endpoint locked
+    # and leaves, so this one delivers what that run fanned out. Retries stay with `due_by`,
+    # so a run ends even when an endpoint keeps failing.
+    # NOTE: the previous secret (a rotation's overlap) signs too until it expires; null expiry
+    # means until an operator removes it.
     with connection.cursor(row_factory=class_row(_DueDelivery)) as cursor:
         return cursor.execute(
             """
@@ -163,25 +275,40 @@ def _claim_next_due(connection: psycopg.Connection, *, due_by: datetime) -> _Due
                 deliveries.event_id,
                 deliveries.endpoint_id,
                 deliveries.attempt_count,
+                deliveries.attempts_before_replay,
                 events.event_type,
                 events.created_at as event_created_at,
                 events.data,
                 endpoints.url,
-                endpoints.secret
+                endpoints.secret,
+                case
+                    when
+                        endpoints.previous_secret_expires_at is null
+                        or endpoints.previous_secret_expires_at > %(due_by)s
+                        then endpoints.previous_secret
+                end as previous_secret
             from billing.webhook_deliveries as deliveries
             inner join billing.webhook_events as events
                 on deliveries.event_id = events.event_id
             inner join raw.webhook_endpoints as endpoints
                 on deliveries.endpoint_id = endpoints.endpoint_id
             where
-                deliveries.status = 'pending'
-                and deliveries.next_attempt_at <= %(due_by)s
+                deliveries.endpoint_id = %(endpoint_id)s
+                and deliveries.status = 'pending'
                 and endpoints.enabled
-            order by deliveries.next_attempt_at, deliveries.event_id, deliveries.endpoint_id
+                and (
+                    deliveries.next_attempt_at <= %(due_by)s
+                    or (
+                        %(take_new)s
+                        and deliveries.attempt_count = deliveries.attempts_before_replay
+                        and deliveries.next_attempt_at <= now()
+                    )
+                )
+            order by events.created_at, deliveries.event_id
             limit 1
             for update of deliveries skip locked
             """,
-            {"due_by": due_by},
+            {"endpoint_id": endpoint_id, "due_by": due_by, "take_new": take_new},
         ).fetchone()
 
 
@@ -214,8 +341,8 @@ def _settle(
     if outcome.endpoint_gone:
         _disable_endpoint(connection, delivery.endpoint_id)
         counters.append(ENDPOINTS_DISABLED)
-    delay = _retry_delay(attempt_no)
-    if delay is None:
+    next_attempt_at = _next_attempt_at(delivery, outcome, attempt_no=attempt_no, attempted_at=attempted_at)
+    if next_attempt_at is None:
         _update_delivery(connection, delivery, attempt_no=attempt_no, status=DEAD_LETTERED, last_error=outcome.error)
         return [*counters, DEAD_LETTERED]
     _update_delivery(
@@ -223,10 +350,26 @@ def _settle(
         delivery,
         attempt_no=attempt_no,
         status="pending",
-        next_attempt_at=attempted_at + delay,
+        next_attempt_at=next_attempt_at,
         last_error=outcome.error,
     )
     return [*counters, FAILED]
+
+
+def _next_attempt_at(
+    delivery: _DueDelivery, outcome: AttemptOutcome, *, attempt_no: int, attempted_at: datetime
+) -> datetime | None:
+    """When to try again after failed attempt `attempt_no`; None once the schedule is spent.
+
+    The schedule's delay with jitter, or the endpoint's Retry-After (capped) if that is later.
+    """
+    delay = _retry_delay(attempt_no - delivery.attempts_before_replay)
+    if delay is None:
+        return None
+    retry_at = attempted_at + _jittered(delay, delivery.event_id, delivery.endpoint_id, attempt_no)
+    if outcome.retry_after is not None:
+        retry_at = max(retry_at, attempted_at + min(outcome.retry_after, MAX_RETRY_AFTER))
+    return retry_at
 
 
 def _retry_delay(attempt_no: int) -> timedelta | None:
@@ -234,6 +377,13 @@ def _retry_delay(attempt_no: int) -> timedelta | None:
     if attempt_no > len(RETRY_DELAYS):
         return None
     return RETRY_DELAYS[attempt_no - 1]
+
+
+def _jittered(delay: timedelta, *key: object) -> timedelta:
+    """`delay` moved by up to ±JITTER of itself, the same way every time for the same key."""
+    digest = hashlib.sha256("|".join(map(str, key)).encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return delay * (1 + JITTER * (2 * fraction - 1))
 
 
 def _record_attempt(

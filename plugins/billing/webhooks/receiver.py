@@ -1,9 +1,9 @@
 """A small, real webhook receiver for the demo and the tests.
 
-It listens on 127.0.0.1 on a free port, checks every request with the `standardwebhooks`
-library exactly as a customer's receiver would, answers 204 when the signature holds and 401 when
-it does not, and keeps what it accepted. With one secret every path is one endpoint; with a dict
-of name → secret each name is its own endpoint at `url_for(name)`.
+It listens on 127.0.0.1 on a free port (or the one given), checks every request with the
+`standardwebhooks` library exactly as a customer's receiver would, answers 204 when the signature
+holds and 401 when it does not, and keeps what it accepted. With one secret every path is one
+endpoint; with a dict of name → secret each name is its own endpoint at `url_for(name)`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ class WebhookReceiver:
     endpoint name; `rejected` counts requests that failed verification.
     """
 
-    def __init__(self, secrets: dict[str, str] | str) -> None:
+    def __init__(self, secrets: dict[str, str] | str, *, port: int = 0) -> None:
         self._webhooks = {ANY_PATH: Webhook(secrets)} if isinstance(secrets, str) else {
             name: Webhook(secret) for name, secret in secrets.items()
         }
+        self._port = port
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -54,7 +55,7 @@ class WebhookReceiver:
         return self.url + name
 
     def __enter__(self) -> WebhookReceiver:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
