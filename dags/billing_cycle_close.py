@@ -2,9 +2,11 @@
 
 For the run's logical time `as_of` (the `as_of` param, else the logical date, else now), every
 subscription period with `as_of >= period_end + grace` is closed: dbt dedupes, validates and
-attributes the events, a Great Expectations gate checks them, dbt rates the draft invoices, a
-second gate checks those, and only then are invoices issued, auto_charge invoices charged and the
-webhooks dispatched.
+attributes the events, and dbt rates the draft invoices. Great Expectations gates, each its own
+task, stand before every step that issues or moves money: `check_raw_contracts` (the raw tables
+against data_contracts/), `check_closing_events`, `check_draft_invoices` (before issuing) and
+`check_ledger` (before charging). A failed gate fails its task, so nothing downstream runs; fix the
+data and clear the task (or re-run) to resume. Thresholds: BILLING_HOME/quality.yml.
 
 Re-running it, for the same or any later as_of, issues nothing twice: invoices are keyed by
 subscription × period, charge attempts by invoice × attempt, webhook events by what they announce.
@@ -38,6 +40,12 @@ def billing_cycle_close():
         return ClosingWindow.parse(as_of, context["params"]["grace"]).as_dict()
 
     @task
+    def check_raw_contracts(window: dict) -> None:
+        from billing.quality import billing_gates
+
+        billing_gates.check_raw_contracts(**window)
+
+    @task
     def build_event_models(window: dict) -> int:
         from billing import transform
 
@@ -68,6 +76,12 @@ def billing_cycle_close():
         return issue_invoices().__dict__
 
     @task
+    def check_ledger(window: dict) -> None:
+        from billing.quality import billing_gates
+
+        billing_gates.check_ledger(**window)
+
+    @task
     def charge_invoices(window: dict) -> dict:
         from billing.payments.charging import charge_open_invoices
         from billing.payments.gateway import configured_gateway
@@ -83,12 +97,14 @@ def billing_cycle_close():
         return dispatch_webhooks().__dict__
 
     window = resolve_window()
+    contracts_checked = check_raw_contracts(window)
     events_built = build_event_models(window)
     events_checked = check_closing_events(window)
     drafts_rated = rate_draft_invoices(window)
     drafts_checked = check_draft_invoices(window)
-    events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> issue_invoices() >> charge_invoices(window) >> dispatch_webhooks()
+    ledger_checked = check_ledger(window)
+    contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
+    drafts_checked >> issue_invoices() >> ledger_checked >> charge_invoices(window) >> dispatch_webhooks()
 
 
 billing_cycle_close()

@@ -2,7 +2,9 @@
 
 Each failed invoice gets at most one new attempt per day, recorded before the gateway call with its
 own idempotency key, so re-running a day's airflow run charges nothing twice. Invoices that run
-out of attempts become `uncollectible` and `billing.invoice.uncollectible` is sent.
+out of attempts become `uncollectible` and `billing.invoice.uncollectible` is sent. The ledger gate
+(`check_ledger`: no invoice charged twice, every charge equal to its invoice's total) runs first;
+if it fails, nothing is charged until the ledger is fixed and the task cleared.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ DAG_ID = "charge_retries"
 )
 def charge_retries():
     @task
+    def check_ledger() -> None:
+        from billing.quality import billing_gates
+
+        context = get_current_context()
+        billing_gates.check_ledger(as_of=context.get("logical_date") or pendulum.now("UTC"))
+
+    @task
     def retry_failed_charges() -> dict:
         from billing.payments.gateway import configured_gateway
         from billing.payments.retries import retry_failed_charges
@@ -37,7 +46,7 @@ def charge_retries():
 
         return dispatch_webhooks().__dict__
 
-    retry_failed_charges() >> dispatch_webhooks()
+    check_ledger() >> retry_failed_charges() >> dispatch_webhooks()
 
 
 charge_retries()

@@ -68,6 +68,7 @@ def apply_catalog(path: Path) -> dict[str, int]:
         for row in rows:
             _upsert(connection, row)
         _replace_tiers(connection, rows)
+        _check_contract_rules(connection, {row.table for row in rows})
     written: dict[str, int] = {}
     for row in rows:
         written[row.table] = written.get(row.table, 0) + 1
@@ -257,6 +258,24 @@ def _check_subscription(row: Row, plan_currency: dict, customer_currency: dict) 
             f"'{values['customer_id']}' pays in {customer}"
         )
     return problems
+
+
+def _check_contract_rules(connection, tables: set[str]) -> None:
+    """The table rules of the contracts (`rules:`), on the tables as written; refused if any breaks.
+
+    They run inside the apply's transaction, so a refused catalog leaves nothing behind. The
+    raw_contracts quality gate runs the same queries on whatever else writes the raw tables.
+    """
+    problems = []
+    for table in sorted(tables):
+        for rule in contracts()[table].rules:
+            cursor = connection.execute(f"select * from ({rule.query}) as offending limit 5")
+            names = [column.name for column in cursor.description]
+            for values in cursor.fetchall():
+                shown = ", ".join(f"{name}: {value}" for name, value in zip(names, values))
+                problems.append(f"{table}: rule {rule.name} ({rule.description}) broken by {{{shown}}}")
+    if problems:
+        raise CatalogError(problems)
 
 
 def _upsert(connection, row: Row) -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from billing.settings import DEFAULT_GRACE
+from billing.quality.commands import app as quality_app
 from billing.webhooks.commands import app as webhooks_app
 
 app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,6 +25,7 @@ app.add_typer(load_app, name="load")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(quality_app, name="quality")
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,17 +1,38 @@
-"""The raw tables' data contracts (`data_contracts/*.yml`): the one source of their schema.
+"""The raw tables' data contracts (`data_contracts/*.yml`): the one source of their schema and rules.
 
-`billing init` derives the `raw` DDL from them and `billing catalog apply` its validation rules, so
-the two cannot drift apart.
+Three things derive from them, so they cannot drift apart:
+
+- `billing init` creates (and upgrades) the `raw` tables from the columns (`create_table_sql`);
+- `billing catalog apply` validates every row against the column rules, and after writing runs the
+  table rules (`rules:`) on the result, in the same transaction;
+- the `raw_contracts` quality gate (`billing.quality.contract_gate`) turns every column rule, key,
+  reference and table rule into Great Expectations checks on the warehouse.
+
+The format is documented in `data_contracts/README.md`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import yaml
 
 from billing.settings import CONTRACTS_DIR
+
+# Named column rules (`rule:`), each checked in Python by the catalog and in SQL by the gate.
+COLUMN_RULES = ("iso_4217", "iana_timezone")
+# What a violation does: `stop` = the raw_contracts gate stops the run; `quarantine` = the
+# pipeline sets the offending row aside with a reason (usage events, SPEC §2) and the gate skips it.
+ON_VIOLATION = ("stop", "quarantine")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+
+
+class ContractError(ValueError):
+    """A contract file does not follow the format of data_contracts/README.md."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +46,7 @@ class Column:
     rule: str | None = None
     minimum: float | None = None
     maximum: float | None = None
+    references: str | None = None  # "table.column" of another contract
     secret: bool = False
     description: str | None = None
 
@@ -33,6 +55,24 @@ class Column:
         """A value must be given when the row is written (no default fills it in)."""
         return not self.nullable and self.default is None
 
+    @property
+    def referenced(self) -> tuple[str, str] | None:
+        """(table, column) this column points at, if it is a reference."""
+        if self.references is None:
+            return None
+        match = REFERENCE.match(self.references)
+        return (match.group(1), match.group(2)) if match else None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A table-level semantic rule: a query selecting the raw rows that break it (none = kept)."""
+
+    name: str
+    description: str
+    query: str
+    key_columns: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Contract:
@@ -40,8 +80,22 @@ class Contract:
     description: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    unique_keys: tuple[tuple[str, ...], ...] = ()
     dedupe_key: str | None = None
+    indexes: tuple[tuple[str, ...], ...] = ()  # column sets `billing init` indexes (docs/incremental.md)
+    on_violation: str = "stop"
+    rules: tuple[Rule, ...] = ()
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def keys(self) -> tuple[tuple[str, ...], ...]:
+        """Every set of columns that must be unique: the primary key, then the other unique keys."""
+        return ((self.primary_key,) if self.primary_key else ()) + self.unique_keys
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """Columns that identify a row in failure messages."""
+        return self.primary_key or ((self.dedupe_key,) if self.dedupe_key else ())
 
     def create_table_sql(self) -> str:
         lines = [_column_sql(column) for column in self.columns]
@@ -49,6 +103,14 @@ class Contract:
             lines.append(f"primary key ({', '.join(self.primary_key)})")
         body = ",\n    ".join(lines)
         return f"create table if not exists raw.{self.table} (\n    {body}\n)"
+
+    def create_indexes_sql(self) -> list[str]:
+        """`create index if not exists` for each of `indexes`, named after the table and columns."""
+        return [
+            f"create index if not exists {self.table}__{'__'.join(columns)}_idx"
+            f" on raw.{self.table} ({', '.join(columns)})"
+            for columns in self.indexes
+        ]
 
     def add_missing_columns_sql(self) -> list[str]:
         """`alter table` statements that upgrade an older table in place (new columns only)."""
@@ -63,20 +125,76 @@ def contracts() -> dict[str, Contract]:
     """Every raw table's contract, by table name."""
     found = {}
     for path in sorted(CONTRACTS_DIR.glob("*.yml")):
-        document = yaml.safe_load(path.read_text())
-        columns = tuple(
-            Column(**{**spec, "accepted_values": tuple(spec.get("accepted_values", ()))})
-            for spec in document["columns"]
-        )
-        found[document["table"]] = Contract(
-            table=document["table"],
-            description=document["description"].strip(),
-            columns=columns,
-            primary_key=tuple(document.get("primary_key", ())),
-            dedupe_key=document.get("dedupe_key"),
-            by_name={column.name: column for column in columns},
-        )
+        try:
+            contract = parse_contract(yaml.safe_load(path.read_text()))
+        except (TypeError, KeyError, ValueError) as error:
+            raise ContractError(f"{path.name}: {error}") from None
+        found[contract.table] = contract
+    _check_references(found)
     return found
+
+
+def parse_contract(document: dict[str, Any]) -> Contract:
+    """One contract from its YAML document; raises ContractError on anything malformed."""
+    columns = tuple(_column(spec) for spec in document["columns"])
+    by_name = {column.name: column for column in columns}
+    contract = Contract(
+        table=document["table"],
+        description=document["description"].strip(),
+        columns=columns,
+        primary_key=tuple(document.get("primary_key", ())),
+        unique_keys=tuple(tuple(key) for key in document.get("unique_keys", ())),
+        dedupe_key=document.get("dedupe_key"),
+        indexes=tuple(tuple(columns) for columns in document.get("indexes", ())),
+        on_violation=document.get("on_violation", "stop"),
+        rules=tuple(_rule(spec) for spec in document.get("rules", ())),
+        by_name=by_name,
+    )
+    if contract.on_violation not in ON_VIOLATION:
+        raise ContractError(f"on_violation must be one of {', '.join(ON_VIOLATION)}")
+    for key in contract.keys + contract.indexes + ((contract.dedupe_key,) if contract.dedupe_key else (),):
+        for name in key:
+            if name not in by_name:
+                raise ContractError(f"key column {name!r} is not a column")
+    names = [rule.name for rule in contract.rules]
+    if len(set(names)) != len(names):
+        raise ContractError(f"duplicate rule names: {names}")
+    return contract
+
+
+def _column(spec: dict[str, Any]) -> Column:
+    column = Column(**{**spec, "accepted_values": tuple(spec.get("accepted_values", ()))})
+    if not NAME.match(column.name):
+        raise ContractError(f"column name {column.name!r} must be lower_snake_case")
+    if column.rule is not None and column.rule not in COLUMN_RULES:
+        raise ContractError(f"{column.name}: unknown rule {column.rule!r} (known: {', '.join(COLUMN_RULES)})")
+    if column.references is not None and column.referenced is None:
+        raise ContractError(f"{column.name}: references must read table.column, got {column.references!r}")
+    if column.pattern is not None:
+        re.compile(column.pattern)
+    return column
+
+
+def _rule(spec: dict[str, Any]) -> Rule:
+    rule = Rule(
+        name=spec["name"],
+        description=" ".join(spec["description"].split()),
+        query=spec["query"].strip().rstrip(";"),
+        key_columns=tuple(spec.get("key_columns", ())),
+    )
+    if not NAME.match(rule.name):
+        raise ContractError(f"rule name {rule.name!r} must be lower_snake_case")
+    return rule
+
+
+def _check_references(found: dict[str, Contract]) -> None:
+    for contract in found.values():
+        for column in contract.columns:
+            if column.referenced is None:
+                continue
+            table, target = column.referenced
+            if table not in found or target not in found[table].by_name:
+                raise ContractError(f"{contract.table}.{column.name}: references unknown {column.references}")
 
 
 def _column_sql(column: Column) -> str:

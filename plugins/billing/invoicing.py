@@ -82,29 +82,30 @@ def issue_invoices() -> IssueResult:
 
 def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances) -> dict:
     """Insert one invoice with its credits applied; a zero total is paid at once (SPEC §6)."""
-    next_line = draft["count_lines"] + 1
-    if draft["subtotal_minor"] < 0:
-        # NOTE: an invoice total is never negative: the excess credit becomes a grant.
-        _carry_to_credit_grant(connection, draft, line_no=next_line)
-        draft = {**draft, "subtotal_minor": 0}
-    taken = credits.spend_on(draft)
+    # NOTE: an invoice total is never negative: an excess of credit becomes a grant.
+    excess_minor = max(-draft["subtotal_minor"], 0)
+    subtotal_minor = draft["subtotal_minor"] + excess_minor
+    taken = credits.spend_on({**draft, "subtotal_minor": subtotal_minor})
     credits_minor = sum(amount for _, amount in taken)
-    total_minor = draft["subtotal_minor"] - credits_minor
+    total_minor = subtotal_minor - credits_minor
     invoice = connection.cursor(row_factory=dict_row).execute(INSERT_INVOICE, {
         **draft,
         "invoice_number": f"INV-{sequence_no:06d}",
+        "subtotal_minor": subtotal_minor,
         "credits_minor": credits_minor,
         "total_minor": total_minor,
         "status": "paid" if total_minor == 0 else "open",
     }).fetchone()
+    next_line = draft["count_lines"] + 1
+    if excess_minor:
+        _carry_to_credit_grant(connection, draft, excess_minor, line_no=next_line)
     if taken:
         _record_credits(connection, draft, taken, line_no=next_line)
     return invoice
 
 
-def _carry_to_credit_grant(connection, draft: dict, *, line_no: int) -> None:
+def _carry_to_credit_grant(connection, draft: dict, excess_minor: int, *, line_no: int) -> None:
     """Turn a negative subtotal into a credit grant usable from the next period on."""
-    excess_minor = -draft["subtotal_minor"]
     grant_id = f"carry_{draft['invoice_id']}"
     connection.execute(
         "insert into raw.credit_grants (grant_id, customer_id, currency, amount, granted_at)"

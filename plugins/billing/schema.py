@@ -8,6 +8,25 @@ from billing.warehouse import connect
 
 BILLING_SCHEMA_SQL = PROJECT_ROOT / "plugins" / "billing" / "sql" / "billing_schema.sql"
 
+# NOTE: raw.usage_events is append-only (SPEC §1) and the usage pipeline processes only new rows.
+# An UPDATE, DELETE or TRUNCATE of it bumps this counter, and the next dbt build that sees the
+# counter moved rebuilds the event models from raw (billing.transform, docs/incremental.md).
+RAW_EVENT_REWRITES_SQL = """
+create sequence if not exists raw.usage_events_rewrites;
+
+create or replace function raw.count_usage_events_rewrite() returns trigger
+language plpgsql as $$
+begin
+    perform nextval('raw.usage_events_rewrites');
+    return null;
+end
+$$;
+
+create or replace trigger usage_events_rewritten
+    after update or delete or truncate on raw.usage_events
+    for each statement execute function raw.count_usage_events_rewrite();
+"""
+
 
 def init_warehouse() -> None:
     """Create schemas `raw` and `billing` and their tables in one transaction."""
@@ -19,4 +38,7 @@ def init_warehouse() -> None:
             connection.execute(contract.create_table_sql())
             for statement in contract.add_missing_columns_sql():
                 connection.execute(statement)
+            for statement in contract.create_indexes_sql():
+                connection.execute(statement)
+        connection.execute(RAW_EVENT_REWRITES_SQL)
         connection.execute(BILLING_SCHEMA_SQL.read_text())

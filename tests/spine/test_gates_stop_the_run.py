@@ -1,10 +1,17 @@
-"""A failed gate stops the cycle close before anything is issued, charged or announced."""
+"""A failed gate stops the run before anything is issued, charged or announced; fixing the data (or
+acknowledging a known anomaly) and re-running completes it with the invoice numbers a clean run uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import query, reset_warehouse, run_cli
+from billing.catalog import apply_catalog
+from billing.loading import load_events
+from billing.orchestration import run_dag as run_dag_outcome
+from billing.quality.acknowledgements import acknowledge
+from billing.warehouse import connect
+from billing.window import parse_timestamp
+from conftest import query, reset_warehouse, run_dag
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -21,41 +28,95 @@ customers:
   - {customer_id: twice, name: Twice, currency: USD, collection_method: auto_charge, payment_method_id: pm_card_visa}
 subscriptions:
   - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z"}
-  - {subscription_id: s_second, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-15T00:00:00Z",
-     billing_anchor_day: 1}
+"""
+# The application wrote the plan change without ending the first subscription.
+OVERLAPPING = """
+insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at, billing_anchor_day)
+values ('s_second', 'twice', 'usage_usd', '2026-06-15T00:00:00Z', 1)
 """
 FIX = """
 subscriptions:
   - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z",
      ended_at: "2026-06-15T00:00:00Z"}
 """
+AS_OF = "2026-07-01T01:00:00+00:00"
+NOTHING_ISSUED = [(0,)]
 
 
-def test_overlapping_subscriptions_stop_the_close_until_fixed(warehouse, tmp_path: Path):
+def close(**conf):
+    return run_dag_outcome("billing_cycle_close", logical_date=parse_timestamp(AS_OF), conf={"as_of": AS_OF, **conf})
+
+
+def money_moved() -> list[tuple]:
+    return query(
+        "select (select count(*) from billing.invoices) + (select count(*) from billing.charge_attempts)"
+        " + (select count(*) from billing.webhook_events)"
+    )
+
+
+def test_gates_stop_the_close_until_the_data_is_fixed_or_acknowledged(warehouse, tmp_path: Path, monkeypatch):
     reset_warehouse()
     (tmp_path / "catalog.yaml").write_text(CATALOG)
-    run_cli("catalog", "apply", str(tmp_path / "catalog.yaml"))
+    apply_catalog(tmp_path / "catalog.yaml")
+    with connect() as connection:
+        connection.execute(OVERLAPPING)
     events = usage("twice", "api_call", [1_000, 2_000], "2026-06-10", "early") + usage(
         "twice", "api_call", [4_000], "2026-06-20", "late")
-    run_cli("load", "events", str(write_csv(tmp_path / "events.csv", events)))
+    load_events(write_csv(tmp_path / "events.csv", events), show_progress=False)
+    quality = tmp_path / "quality.yml"
+    quality.write_text("closing_events:\n  meters:\n    api_call: {max_value: 3000}\n")
+    monkeypatch.setenv("BILLING_QUALITY_CONFIG", str(quality))
 
-    stopped = run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z", check=False)
-    assert stopped.returncode == 1
-    assert "check_closing_events" in stopped.stderr
-    assert "subscriptions_do_not_overlap" in stopped.stderr
-    assert "expect_table_row_count_to_equal" in stopped.stderr
-    assert query("select count(*) from billing.invoices") == [(0,)]
-    assert query("select count(*) from billing.charge_attempts") == [(0,)]
-    assert query("select count(*) from billing.webhook_events") == [(0,)]
-    assert query(
-        "select check_name, success from billing.quality_results"
-        " where gate = 'closing_events' and not success"
-    ) == [("subscriptions_do_not_overlap", False)]
+    # 1. The raw data breaks its contract: the first gate fails, nothing after it runs.
+    stopped = close()
+    assert stopped.failed_tasks == ("check_raw_contracts",)
+    message = stopped.failure_messages["check_raw_contracts"]
+    assert message.startswith("GateFailed: gate raw_contracts failed: check subscriptions__one_active_subscription_per_customer:"
+                              " expect_table_row_count_to_equal(value=0) — observed 1, e.g. {customer_id: 'twice',"
+                              " subscription_id: 's_first', overlapping_subscription_id: 's_second'")
+    assert money_moved() == NOTHING_ISSUED
+    assert query("select count(*) from billing.quality_results where gate = 'closing_events'") == [(0,)]
 
+    # 2. Fixed; now an event is above the configured bound for its meter: the events gate stops.
     (tmp_path / "fix.yaml").write_text(FIX)
-    run_cli("catalog", "apply", str(tmp_path / "fix.yaml"))
-    run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z")
-    assert query("select invoice_number, subscription_id, total_minor from billing.invoices order by 1") == [
-        ("INV-000001", "s_first", 300),   # [Jun 1, Jun 15): 3,000 calls × $0.001
-        ("INV-000002", "s_second", 400),  # [Jun 15, Jul 1): 4,000 calls
+    apply_catalog(tmp_path / "fix.yaml")
+    stopped = close()
+    assert stopped.failed_tasks == ("check_closing_events",)
+    assert ("check values_are_in_range: expect_table_row_count_to_equal(value=0) — observed 1,"
+            " e.g. {reference: 'late-0', event_name: 'api_call', aggregation: 'sum', value: 4000") in (
+        stopped.failure_messages["check_closing_events"])
+    assert money_moved() == NOTHING_ISSUED
+
+    # 3. A known big customer: acknowledged for this window, the close completes.
+    acknowledge(gate="closing_events", check_name="values_are_in_range", as_of=parse_timestamp(AS_OF),
+                reason="twice's launch day, confirmed with sales", by="ops")
+    run_dag("billing_cycle_close", AS_OF, as_of=AS_OF)
+    assert query("select invoice_number, subscription_id, total_minor, status from billing.invoices order by 1") == [
+        ("INV-000001", "s_first", 300, "paid"),   # [Jun 1, Jun 15): 3,000 calls × $0.001
+        ("INV-000002", "s_second", 400, "paid"),  # [Jun 15, Jul 1): 4,000 calls
     ]
+    assert query(
+        "select check_name, acknowledged from billing.quality_results where gate = 'closing_events' and not success"
+        " order by checked_at"
+    ) == [("values_are_in_range", False), ("values_are_in_range", True)]
+
+
+def test_ledger_gate_stops_charge_retries_until_fixed(warehouse, tmp_path: Path):
+    """Runs on the previous test's invoices: a second successful charge recorded for one of them."""
+    [(invoice_id, total)] = query("select invoice_id, total_minor from billing.invoices where invoice_number = 'INV-000001'")
+
+    with connect() as connection:
+        connection.execute(
+            "insert into billing.charge_attempts (idempotency_key, invoice_id, attempt_no, amount_minor, currency,"
+            " status, attempted_for) values ('ch_manual', %s, 9, %s, 'USD', 'succeeded', now())",
+            (invoice_id, total),
+        )
+    before = money_moved()
+    stopped = run_dag_outcome("charge_retries", logical_date=parse_timestamp("2026-07-02T02:00:00Z"))
+    assert stopped.failed_tasks == ("check_ledger",)
+    assert "check no_invoice_with_two_successful_charges" in stopped.failure_messages["check_ledger"]
+    assert money_moved() == before
+
+    with connect() as connection:
+        connection.execute("delete from billing.charge_attempts where idempotency_key = 'ch_manual'")
+    run_dag("charge_retries", "2026-07-02T02:00:00Z")

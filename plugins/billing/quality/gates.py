@@ -46,11 +46,16 @@ class Check:
 
 @dataclass(frozen=True)
 class Gate:
-    """A named set of checks that must all pass before the pipeline goes on."""
+    """A named set of checks that must all pass before the pipeline goes on.
+
+    `as_of` is the window the gate judges (a cycle close's logical time): operators acknowledge a
+    known anomaly for one window, so a gate without one cannot be acknowledged.
+    """
 
     name: str
     checks: tuple[Check, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
+    as_of: datetime.datetime | None = None
 
     def __post_init__(self) -> None:
         _require_name("gate", self.name)
@@ -62,6 +67,8 @@ class Gate:
             raise ValueError(f"gate {self.name} has duplicate check names: {names}")
         for key, value in self.params.items():
             _require_literal(key, value)
+        if self.as_of is not None:
+            _require_literal("as_of", self.as_of)
 
     def query_of(self, check: Check) -> str:
         """The check's query with the gate's params filled in, ready to run as it is."""
@@ -90,6 +97,9 @@ class GateResult:
     gate: str
     success: bool
     failures: tuple[GateFailure, ...] = ()
+    # failed expectations let through by an operator's acknowledgement for this window
+    acknowledged: tuple[GateFailure, ...] = ()
+    as_of: datetime.datetime | None = None
 
 
 class GateFailed(Exception):
@@ -98,7 +108,15 @@ class GateFailed(Exception):
     def __init__(self, result: GateResult) -> None:
         self.result = result
         details = ";\n  ".join(failure.describe() for failure in result.failures)
-        super().__init__(f"gate {result.gate} failed: {details}")
+        message = f"gate {result.gate} failed: {details}"
+        if result.as_of is not None:
+            checks = sorted({failure.check for failure in result.failures})
+            message += (
+                f"\nFix the data and clear this task to re-run the gate; or, for a known anomaly of this window"
+                f" only: billing quality acknowledge --gate {result.gate} --check {checks[0]}"
+                f" --as-of {result.as_of.isoformat()} --reason '…'"
+            )
+        super().__init__(message)
 
 
 def enforce(result: GateResult) -> GateResult:

@@ -25,6 +25,7 @@ class Outcome:
     summary: str
     sample_rows: tuple[Mapping[str, Any], ...]
     error: str | None = None
+    acknowledged: bool = False  # failed, but let through by an operator for this window
 
     @property
     def wants_query_sample(self) -> bool:
@@ -38,6 +39,14 @@ class Outcome:
 
     def with_sample(self, rows: tuple[Mapping[str, Any], ...]) -> Outcome:
         return replace(self, observed={**self.observed, "sample_rows": list(rows)}, sample_rows=rows)
+
+    def acknowledge(self) -> Outcome:
+        return replace(self, acknowledged=True) if not self.success else self
+
+    @property
+    def blocks(self) -> bool:
+        """Does this outcome stop the gate?"""
+        return not self.success and not self.acknowledged
 
     def as_failure(self) -> GateFailure:
         return GateFailure(self.check, self.expectation, self.summary, self.sample_rows)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from billing.quality.acknowledgements import acknowledged_checks
 from billing.quality.gates import Check, Gate, GateResult
 from billing.quality.outcomes import Outcome, outcome_of
 from billing.quality.store import first_rows, save_outcomes
@@ -28,13 +29,37 @@ DATA_DOCS_SITE = "billing"
 
 
 def run_gate(gate: Gate, *, run_label: str) -> GateResult:
-    """Validate every check of `gate`, store one result row per expectation, return the verdict."""
+    """Validate every check of `gate`, store one result row per expectation, return the verdict.
+
+    A failed check that an operator acknowledged for the gate's window (`gate.as_of`) is stored
+    as failed and acknowledged, and does not fail the gate. Every failure is logged with its
+    offending rows (the Airflow task log).
+    """
     context = ephemeral_context(data_docs_dir=billing_home() / "data_docs" / gate.name)
-    outcomes = validate_checks(context, gate, run_label)
+    acknowledged = acknowledged_checks(gate.name, gate.as_of)
+    outcomes = [
+        outcome.acknowledge() if outcome.check in acknowledged else outcome
+        for outcome in validate_checks(context, gate, run_label)
+    ]
     save_outcomes(run_label, gate.name, outcomes)
     build_data_docs(context)
-    failures = tuple(outcome.as_failure() for outcome in outcomes if not outcome.success)
-    return GateResult(gate=gate.name, success=not failures, failures=failures)
+    for outcome in outcomes:
+        if outcome.acknowledged:
+            note = acknowledged[outcome.check]
+            logger.warning(
+                "gate %s: acknowledged by %s (%s): %s", gate.name, note.acknowledged_by, note.reason,
+                outcome.as_failure().describe(),
+            )
+        elif not outcome.success:
+            logger.error("gate %s: %s", gate.name, outcome.as_failure().describe())
+    failures = tuple(outcome.as_failure() for outcome in outcomes if outcome.blocks)
+    return GateResult(
+        gate=gate.name,
+        success=not failures,
+        failures=failures,
+        acknowledged=tuple(outcome.as_failure() for outcome in outcomes if outcome.acknowledged),
+        as_of=gate.as_of,
+    )
 
 
 def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:

@@ -24,14 +24,15 @@ def first_rows(query: str, limit: int = SAMPLE_SIZE) -> tuple[Mapping[str, Any],
 def save_outcomes(run_label: str, gate: str, outcomes: Iterable[Outcome]) -> None:
     """Append one `billing.quality_results` row per expectation, all with the same `checked_at`."""
     rows = [
-        (run_label, gate, outcome.check, outcome.expectation, outcome.success, _jsonb(outcome.observed))
+        (run_label, gate, outcome.check, outcome.expectation, outcome.success, outcome.acknowledged,
+         _jsonb(outcome.observed))
         for outcome in outcomes
     ]
     with connect() as connection, connection.cursor() as cursor:
         cursor.executemany(
             "insert into billing.quality_results"
-            " (run_label, gate, check_name, expectation, success, observed)"
-            " values (%s, %s, %s, %s, %s, %s)",
+            " (run_label, gate, check_name, expectation, success, acknowledged, observed)"
+            " values (%s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
 

@@ -98,14 +98,26 @@ create table if not exists billing.webhook_deliveries (
     next_attempt_at timestamptz not null default now(),
     delivered_at timestamptz,
     last_error text,
+    -- attempt_count when the delivery was last replayed: the retry schedule restarts from there,
+    -- while attempt numbers (and the attempt history) carry on.
+    attempts_before_replay int not null default 0,
     primary key (event_id, endpoint_id)
 );
+
+alter table billing.webhook_deliveries
+    add column if not exists attempts_before_replay int not null default 0;
 
 create index if not exists webhook_deliveries_due
     on billing.webhook_deliveries (next_attempt_at)
     where status = 'pending';
 
--- Every attempt, successful or not; never the endpoint's secret.
+-- One worker per endpoint claims that endpoint's due deliveries (dispatch.py).
+create index if not exists webhook_deliveries_due_by_endpoint
+    on billing.webhook_deliveries (endpoint_id, next_attempt_at)
+    where status = 'pending';
+
+-- Every attempt, successful or not, refusals by the SSRF guard included (status null, the
+-- reason in error); never the endpoint's secret.
 create table if not exists billing.webhook_delivery_attempts (
     event_id text not null,
     endpoint_id text not null,
@@ -141,4 +153,20 @@ create table if not exists billing.credit_applications (
     currency text not null,
     applied_at timestamptz not null default now(),
     primary key (grant_id, invoice_id)
+);
+
+-- A gate result let through by an operator's acknowledgement (see quality_acknowledgements).
+alter table billing.quality_results add column if not exists acknowledged boolean not null default false;
+
+-- Known anomalies an operator accepted (`billing quality acknowledge`): the named check of the
+-- named gate passes, recorded as acknowledged, in runs for exactly this as_of (the closing
+-- window's logical time) and no other. Kept for audit: who, why, when.
+create table if not exists billing.quality_acknowledgements (
+    gate text not null,
+    check_name text not null,
+    as_of timestamptz not null,
+    reason text not null check (btrim(reason) != ''),
+    acknowledged_by text not null,
+    acknowledged_at timestamptz not null default now(),
+    primary key (gate, check_name, as_of)
 );
