@@ -100,6 +100,27 @@ def run(
 
 
 @app.command()
+def rebuild(
+    as_of: str = typer.Option(None, "--as-of", help="Logical time (ISO 8601; default now)."),
+    grace: str = typer.Option(DEFAULT_GRACE, "--grace"),
+) -> None:
+    """Rebuild every model from raw (dbt build --full-refresh); same results as the hourly path."""
+    from billing import transform
+    from billing.window import ClosingWindow
+
+    try:
+        window = ClosingWindow.parse(as_of or datetime.now(timezone.utc), grace)
+    except ValueError as error:
+        fail(str(error), code=2)
+    with console.status("rebuilding every model from raw"):
+        try:
+            nodes = transform.rebuild(**window.as_dict())
+        except transform.TransformFailed as error:
+            fail(str(error))
+    console.print(f"rebuilt {nodes} dbt nodes from raw")
+
+
+@app.command()
 def backfill(
     start: str = typer.Option(..., "--from", help="First moment to close periods at (ISO 8601)."),
     end: str = typer.Option(..., "--to", help="Last moment (ISO 8601)."),

@@ -2,40 +2,187 @@
 
 One `dbt build` per pipeline slice keeps dbt's 3–5 s parse to once per task; the target and log
 folders live under BILLING_HOME so partial parsing is reused across runs.
+
+The event and usage models are incremental (docs/incremental.md): a build processes only what
+changed since the last one. Before a build that touches them, `build` checks that their state
+still matches raw (raw.usage_events is append-only; an UPDATE, DELETE or TRUNCATE of it, a
+restored or rewritten table, or a missing checkpoint breaks that) and rebuilds them from raw if
+not. `rebuild` rebuilds everything from raw on demand.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
 from billing.settings import DBT_PROJECT_DIR, billing_home
-from billing.warehouse import connection_parts
+from billing.warehouse import connect, connection_parts
 
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                 "path:models/intermediate/periods", "path:models/marts/events")
 RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating",
                 "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage")
+# What the hourly usage_pipeline DAG keeps up to date: events through per-period usage.
+USAGE_SLICE = ("path:models/staging", "path:models/intermediate/events", "path:models/intermediate/periods",
+               "path:models/marts/events", "path:models/intermediate/usage")
+# What customers see mid-period: rated usage so far and its projection.
+CURRENT_USAGE_SLICE = ("path:seeds", "path:models/intermediate/rating", "path:models/marts/usage")
+
+# The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
+# rebuilds from raw.
+INCREMENTAL_CHAIN = "+int_usage_pipeline__checkpoint"
+INCREMENTAL_FOLDERS = ("models/intermediate/events", "models/intermediate/usage")
+
+INTERMEDIATE_SCHEMA = "billing_intermediate"
+# NOTE: one dbt invocation at a time on this warehouse: two concurrent runs of an incremental model
+# would both insert the same new rows.
+DBT_LOCK = "billing dbt"
 
 
 class TransformFailed(RuntimeError):
     """dbt reported errors or failing tests; the message names each failed node."""
 
 
-def build(select: tuple[str, ...], *, as_of: str, grace: str) -> int:
+@dataclass(frozen=True)
+class UsageUpdate:
+    """What one `update_usage` did."""
+
+    nodes_built: int
+    ledger_rows_processed: int  # raw rows new to the dedupe ledger, and earlier rows of their references
+    rebuilt_from_raw: bool  # the incremental state was stale, so the models were rebuilt from raw
+
+
+def build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool = True) -> int:
     """`dbt build --select …` for a closing window (ISO `as_of`, interval `grace`); returns nodes built.
 
-    Unit tests are left out: they prove the SQL, not the data, and run in the test suite.
+    Unit tests are left out: they prove the SQL, not the data, and run in the test suite. With
+    `data_tests=False` the data tests are left out too (each one reads its whole model).
     """
-    return _invoke(
-        "build", "--select", *select, "--exclude-resource-type", "unit_test",
-        "--vars", json.dumps({"as_of": as_of, "grace": grace}),
-    )
+    return _build(select, as_of=as_of, grace=grace, data_tests=data_tests)[0]
+
+
+def update_usage(*, as_of: str, grace: str) -> UsageUpdate:
+    """The hourly usage pipeline: process the events ingested since the last run, up to per-period usage.
+
+    The data tests are left out: each reads its whole model, so their cost would grow with the
+    history; the cycle close runs them before anything is invoiced.
+    """
+    nodes, rebuilt = _build(USAGE_SLICE, as_of=as_of, grace=grace, data_tests=False)
+    with connect() as connection:
+        [(processed,)] = connection.execute(
+            f"select count(distinct raw_row_position) from {INTERMEDIATE_SCHEMA}.int_usage_events__changed"
+        ).fetchall()
+    return UsageUpdate(nodes_built=nodes, ledger_rows_processed=processed, rebuilt_from_raw=rebuilt)
+
+
+def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool) -> tuple[int, bool]:
+    excluded = ("unit_test",) if data_tests else ("unit_test", "test")
+    with _dbt_lock():
+        rewrites = _raw_rewrites()
+        arguments = list(select)
+        full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
+        if full_refresh:
+            arguments.append(INCREMENTAL_CHAIN)
+        nodes = _invoke(
+            "build", "--select", *arguments,
+            *(["--full-refresh"] if full_refresh else []),
+            *[option for resource in excluded for option in ("--exclude-resource-type", resource)],
+            "--vars", _vars(as_of=as_of, grace=grace, raw_rewrites=rewrites),
+        )
+    return nodes, full_refresh
+
+
+def rebuild(*, as_of: str, grace: str) -> int:
+    """`dbt build --full-refresh` of the whole project: every model from raw, as if for the first time.
+
+    Gives the same usage and drafts as the incremental path (tests/usage_pipeline); needed after
+    anything that breaks raw's append-only contract in a way `build` cannot see (docs/incremental.md).
+    """
+    with _dbt_lock():
+        return _invoke(
+            "build", "--full-refresh", "--exclude-resource-type", "unit_test",
+            "--vars", _vars(as_of=as_of, grace=grace, raw_rewrites=_raw_rewrites()),
+        )
 
 
 def run_unit_tests() -> int:
     """Every `unit_tests:` block of the models' YAML (they need the models' parents built once)."""
-    return _invoke("test", "--select", "test_type:unit")
+    with _dbt_lock():
+        return _invoke("test", "--select", "test_type:unit")
+
+
+def _vars(*, as_of: str, grace: str, raw_rewrites: int | None) -> str:
+    return json.dumps({"as_of": as_of, "grace": grace, "raw_rewrites": raw_rewrites})
+
+
+def _touches_incremental_models(select: tuple[str, ...]) -> bool:
+    """Whether a selection may include an incremental model (any selector but a folder outside them)."""
+    for selector in select:
+        if not selector.startswith("path:"):
+            return True
+        path = selector.removeprefix("path:").rstrip("/")
+        if any(folder.startswith(path) or path.startswith(folder) for folder in INCREMENTAL_FOLDERS):
+            return True
+    return False
+
+
+def _incremental_state_is_stale(rewrites: int | None) -> bool:
+    """Whether the incremental models no longer describe raw, so they must be rebuilt from it.
+
+    Stale: no checkpoint yet (first build, or an interrupted upgrade); raw.usage_events updated,
+    deleted from or truncated since the checkpoint (its rewrite counter moved); or the latest
+    row of the dedupe ledger is not at its place in raw (raw restored, recreated or rewritten).
+    """
+    with connect() as connection:
+        checkpoint, ledger = connection.execute(
+            "select to_regclass(%s), to_regclass(%s)",
+            (f"{INTERMEDIATE_SCHEMA}.int_usage_pipeline__checkpoint", f"{INTERMEDIATE_SCHEMA}.int_usage_events__ranked"),
+        ).fetchone()
+        if checkpoint is None or ledger is None:
+            return True
+        committed = connection.execute(
+            f"select raw_rewrites from {checkpoint} where catalog_scope = 'watermark'"
+        ).fetchall()
+        if committed != [(rewrites,)]:
+            return True
+        latest = connection.execute(
+            f"select raw_row_position, reference, ingested_at from {ledger}"
+            " order by ingested_at desc, raw_row_position desc limit 1"
+        ).fetchone()
+        if latest is None:
+            return False
+        position, reference, ingested_at = latest
+        # NOTE: the staging view (blank references as null) filtered on ctid: a TID scan, one row.
+        return connection.execute(
+            "select not exists (select 1 from billing_staging.stg_app__usage_events"
+            " where raw_row_position = %s::tid and ingested_at = %s and reference is not distinct from %s)",
+            (position, ingested_at, reference),
+        ).fetchone()[0]
+
+
+def _raw_rewrites() -> int | None:
+    """How many statements ever updated, deleted from or truncated raw.usage_events (None: unknown)."""
+    with connect() as connection:
+        if connection.execute("select to_regclass('raw.usage_events_rewrites')").fetchone()[0] is None:
+            return None
+        return connection.execute(
+            "select case when is_called then last_value else 0 end from raw.usage_events_rewrites"
+        ).fetchone()[0]
+
+
+@contextmanager
+def _dbt_lock() -> Iterator[None]:
+    """Hold the warehouse-wide dbt lock (a session advisory lock) while dbt runs."""
+    with connect(autocommit=True) as connection:
+        connection.execute("select pg_advisory_lock(hashtext(%s))", (DBT_LOCK,))
+        try:
+            yield
+        finally:
+            connection.execute("select pg_advisory_unlock(hashtext(%s))", (DBT_LOCK,))
 
 
 def _invoke(command: str, *arguments: str) -> int:

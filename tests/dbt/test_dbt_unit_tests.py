@@ -24,6 +24,7 @@ UNIT_TESTED_MODELS = {
     "int_usage_events__validated",
     "int_meter_state__segments",
     "int_meter_usage__aggregated",
+    "int_meter_usage__period_local",
     "int_meter_usage__stateful",
     "int_usage_lines__rated",
 }

@@ -1,9 +1,15 @@
 {#
     What the models downstream of the dedupe ledger have not seen yet: the
-    ledger rows written since the pipeline's checkpoint (docs/incremental.md).
-    Empty in a full refresh, which rebuilds everything anyway.
+    ledger rows written since the pipeline's checkpoint (docs/incremental.md),
+    each with the billing period it would fall in. Empty in a full refresh,
+    which rebuilds everything anyway.
 #}
+{#- fresh statistics, so that the incremental models' plans size this
+    run's changes right (they decide between an index and a scan) -#}
+{{ config(post_hook='analyze {{ this }}') }}
+
 {%- set checkpoint = usage_checkpoint() -%}
+{%- set processed_through = none -%}
 {%- if execute and checkpoint is not none and not flags.FULL_REFRESH -%}
     {#- inlined, so that the planner sees an index range scan -#}
     {%- set processed_through = run_query(
@@ -26,20 +32,49 @@ ranked as (
 
 ),
 
+subscriptions as (
+
+    select * from {{ ref('stg_app__subscriptions') }}
+
+),
+
+periods as (
+
+    select * from {{ ref('int_subscription_periods') }}
+
+),
+
 -- Every copy of a changed reference is here: the ledger rewrites them all.
+-- Each comes with the billing period it would fall in were it the valid
+-- winner (SPEC §2 attribution, ignoring validity): the group its old winner
+-- leaves and its new winner joins (int_meter_usage__period_local).
 changed as (
 
     select
-        raw_row_position,
-        reference,
-        reference_rank,
-        customer_id,
-        event_name,
-        occurred_at,
-        ingested_at,
-        processed_at
+        ranked.raw_row_position,
+        ranked.reference,
+        ranked.reference_rank,
+        ranked.customer_id,
+        ranked.event_name,
+        ranked.occurred_at,
+        ranked.ingested_at,
+        ranked.processed_at,
+        periods.subscription_id,
+        periods.period_start,
+        periods.period_end
 
     from ranked
+
+    left join subscriptions
+        on ranked.customer_id = subscriptions.customer_id
+        and ranked.occurred_at >= subscriptions.started_at
+        and ranked.occurred_at
+            < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
+
+    left join periods
+        on subscriptions.subscription_id = periods.subscription_id
+        and ranked.occurred_at >= periods.period_start
+        and ranked.occurred_at < periods.period_end
 
 )
 

@@ -1,30 +1,23 @@
+{#
+    NOTE: one SELECT, no CTEs. PostgreSQL merges a view without CTEs into the
+    query that reads it, so a reader's filter (the incremental validation's
+    "these raw rows") reaches the ledger's indexes; a view with CTEs is
+    planned on its own, whole.
+#}
 {{ config(materialized='view') }}
 
-with
+-- SPEC §2: the first ingested row of each reference (rank 1 in the ledger).
+select
+    reference,
+    customer_id,
+    event_name,
+    value,
+    properties,
+    action,
+    occurred_at,
+    ingested_at,
+    raw_row_position
 
-ranked as (
+from {{ ref('int_usage_events__ranked') }}
 
-    select * from {{ ref('int_usage_events__ranked') }}
-
-),
-
-winners as (
-
-    select
-        reference,
-        customer_id,
-        event_name,
-        value,
-        properties,
-        action,
-        occurred_at,
-        ingested_at,
-        raw_row_position
-
-    from ranked
-
-    where reference_rank = 1
-
-)
-
-select * from winners
+where reference_rank = 1

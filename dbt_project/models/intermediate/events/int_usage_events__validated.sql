@@ -34,7 +34,9 @@
 
 with
 
-deduped as (
+-- NOTE: "not materialized": read by several branches below, each by index;
+-- materialized, it would be the whole history.
+deduped as not materialized (
 
     select * from {{ ref('int_usage_events__deduped') }}
 

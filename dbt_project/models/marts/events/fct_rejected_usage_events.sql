@@ -1,3 +1,9 @@
+{#
+    A view over a maintained table (docs/incremental.md): rebuilding it as a
+    table would rescan every event each run.
+#}
+{{ config(materialized='view') }}
+
 with
 
 validated as (

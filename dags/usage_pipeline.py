@@ -1,0 +1,77 @@
+"""usage_pipeline — hourly, bring per-period usage up to date with the events ingested since the last run.
+
+dbt's incremental event models dedupe the new raw events against everything seen before, validate
+and attribute them, and re-aggregate only the subscription × meter × period groups they touch
+(docs/incremental.md), so a run's cost follows the new events, not the history. The cycle close
+then reads this maintained usage. If raw.usage_events was changed in place (it is append-only) or
+the models are missing, the run rebuilds them from raw first.
+
+Re-running a run, or running with nothing new, changes nothing: the models keep a checkpoint of
+what they processed, and a run that fails leaves it where it was, so the next run redoes its work.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+DAG_ID = "usage_pipeline"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["billing", "usage"],
+    params={"as_of": None, "grace": "1 hour"},
+)
+def usage_pipeline():
+    @task
+    def resolve_window() -> dict:
+        """The run's logical time `as_of` (usage so far counts up to it) and the grace period."""
+        from billing.window import ClosingWindow
+
+        context = get_current_context()
+        as_of = context["params"]["as_of"] or context.get("logical_date") or pendulum.now("UTC")
+        return ClosingWindow.parse(as_of, context["params"]["grace"]).as_dict()
+
+    @task
+    def update_usage(window: dict) -> dict:
+        from billing import transform
+
+        return transform.update_usage(**window).__dict__
+
+    @task
+    def rate_current_usage(window: dict) -> int:
+        from billing import transform
+
+        return transform.build(transform.CURRENT_USAGE_SLICE, **window, data_tests=False)
+
+    @task
+    def announce_usage(window: dict) -> dict:
+        """Overage alerts, the day's usage snapshots and the rejected events of the past hour."""
+        from datetime import timedelta
+
+        from billing import usage_alerts
+        from billing.window import ClosingWindow
+
+        as_of = ClosingWindow.parse(**window).as_of
+        return {
+            "overages": usage_alerts.announce_overages(),
+            "snapshots": usage_alerts.announce_usage_snapshots(),
+            "rejected": usage_alerts.announce_rejected_events(since=as_of - timedelta(hours=1), until=as_of),
+        }
+
+    @task
+    def dispatch_webhooks() -> dict:
+        from billing.webhooks.dispatch import dispatch_webhooks
+
+        return dispatch_webhooks().__dict__
+
+    window = resolve_window()
+    update_usage(window) >> rate_current_usage(window) >> announce_usage(window) >> dispatch_webhooks()
+
+
+usage_pipeline()

@@ -1,0 +1,117 @@
+{#
+    The usage pipeline's committed state (docs/incremental.md): how far the
+    models downstream of the dedupe ledger have caught up, and the catalog
+    they were computed with. It is built after them (the depends_on lines),
+    so dbt skips it when one of them failed, and the next run redoes that
+    run's changes too. int_usage_events__changed and int_usage_catalog__changed
+    read it without ref() (a ref would be a cycle).
+#}
+{#- fresh statistics, so that the incremental models' plans size this
+    run's changes right (they decide between an index and a scan) -#}
+{{ config(post_hook='analyze {{ this }}') }}
+
+
+-- depends_on: {{ ref('int_usage_events__validated') }}
+-- depends_on: {{ ref('int_meter_usage__period_local') }}
+
+with
+
+ranked as (
+
+    select * from {{ ref('int_usage_events__ranked') }}
+
+),
+
+fingerprints as (
+
+    select * from {{ ref('int_usage_catalog__fingerprinted') }}
+
+),
+
+periods as (
+
+    select * from {{ ref('int_subscription_periods') }}
+
+),
+
+subscriptions as (
+
+    select * from {{ ref('stg_app__subscriptions') }}
+
+),
+
+-- Periods are generated up to the run's horizon (as_of or now), so a valid
+-- event after a subscription's last period has no period yet. The earliest
+-- such end is where the next run looks for events that now have one.
+last_periods as (
+
+    select
+        periods.subscription_id,
+        max(periods.period_end) as last_period_end
+
+    from periods
+
+    group by 1
+
+),
+
+frontier as (
+
+    select
+        coalesce(
+            min(last_periods.last_period_end), 'infinity'::timestamptz
+        ) as frontier_at
+
+    from last_periods
+
+    inner join subscriptions
+        on last_periods.subscription_id = subscriptions.subscription_id
+
+    where last_periods.last_period_end
+        < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
+
+),
+
+watermark as (
+
+    select
+        'watermark' as catalog_scope,
+        'usage_events' as catalog_key,
+        null::text as fingerprint,
+        array[]::text[] as subscription_ids,
+        (select max(processed_at) from ranked) as processed_through,
+        frontier.frontier_at,
+        -- raw.usage_events' rewrite counter as billing.transform read it
+        -- before this build: a later UPDATE, DELETE or TRUNCATE moves it
+        {% set raw_rewrites = var('raw_rewrites', none) -%}
+        {{ 'null' if raw_rewrites is none else raw_rewrites }}::bigint
+            as raw_rewrites
+
+    from frontier
+
+),
+
+catalog as (
+
+    select
+        catalog_scope,
+        catalog_key,
+        fingerprint,
+        subscription_ids,
+        null::timestamptz as processed_through,
+        null::timestamptz as frontier_at,
+        null::bigint as raw_rewrites
+
+    from fingerprints
+
+),
+
+final as (
+
+    select * from watermark
+    union all
+    select * from catalog
+
+)
+
+select * from final
