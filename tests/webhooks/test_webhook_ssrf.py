@@ -243,7 +243,7 @@ def _resolve_names_to_loopback(monkeypatch, names: set[str]) -> None:
 
 def _self_signed_certificate(folder, hostname: str):
     """A PEM file holding a self-signed certificate for `hostname` and its key."""
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
