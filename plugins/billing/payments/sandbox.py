@@ -6,6 +6,9 @@ request with an idempotency key it has seen returns the first outcome without ch
 
 from __future__ import annotations
 
+import os
+import time
+
 from billing.idempotency import idempotency_key
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown
 from billing.warehouse import connect
@@ -16,10 +19,13 @@ DECLINES = {
 }
 # Beyond SPEC §7: charges the card but loses the first response, as a gateway timeout does.
 TIMEOUT_ONCE = "pm_card_timeoutOnce"
+# A real gateway's round trip, simulated (bench/): milliseconds slept by every call, default 0.
+LATENCY_ENV = "BILLING_SANDBOX_LATENCY_MS"
 
 
 class SandboxGateway:
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
+        time.sleep(float(os.environ.get(LATENCY_ENV) or 0) / 1000)
         with connect() as connection:
             recorded = connection.execute(
                 "select succeeded, gateway_charge_id, failure_code"
