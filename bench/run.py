@@ -361,9 +361,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, help=f"customers, one subscription each (default {FULL['customers']:,})")
     parser.add_argument("--events", type=int, help=f"raw event rows per month (default {FULL['events']:,})")
     parser.add_argument("--history-months", type=int,
-                        help=f"months of history behind the second hourly run (default {FULL['history_months']})")
+                        help=f"months of events behind the second hourly run, the month included (default {FULL['history_months']})")
     parser.add_argument("--history-scale", type=float, default=1.0,
-                        help="events of each later history month, as a fraction of --events (default 1.0)")
+                        help="events of each earlier history month, as a fraction of --events (default 1.0)")
     parser.add_argument("--latency-ms", type=float, default=100, help="sandbox gateway latency per charge (default 100)")
     parser.add_argument("--warehouse-url", help="an empty PostgreSQL database to use instead of the embedded one")
     parser.add_argument("--home", default=str(BENCH_DIR / ".home"), help="BILLING_HOME of the run, wiped first (default bench/.home)")
