@@ -14,3 +14,20 @@
         identifier='int_usage_pipeline__checkpoint'
     )) }}
 {% endmacro %}
+
+{#
+    One value of the checkpoint's watermark row, as text to inline (so that
+    the planner sees a constant and can use an index range), e.g.
+    usage_watermark("max(processed_through)"). None without a checkpoint, in
+    a full refresh, or when the expression is null.
+#}
+{% macro usage_watermark(expression) %}
+    {%- set checkpoint = usage_checkpoint() -%}
+    {%- if checkpoint is none or flags.FULL_REFRESH -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(run_query(
+        "select (" ~ expression ~ ")::text from " ~ checkpoint
+        ~ " where catalog_scope = 'watermark'"
+    ).columns[0].values()[0]) }}
+{% endmacro %}

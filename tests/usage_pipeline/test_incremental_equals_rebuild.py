@@ -41,6 +41,10 @@ GRACE = "1 hours"
 COMPARED = {
     "usage": "select * from billing_intermediate.int_meter_usage__aggregated order by 1, 2, 3",
     "period_local_usage": "select * from billing_intermediate.int_meter_usage__period_local order by 1, 2, 3",
+    "stateful_usage": "select * from billing_intermediate.int_meter_usage__stateful order by 1, 2, 3",
+    # as text: an open segment ends at 'infinity', which Python's datetime cannot hold
+    "state_segments": "select segments::text from billing_intermediate.int_meter_state__segments as segments"
+                      " order by raw_row_position",
     "meter_usage_mart": "select * from billing_marts.fct_meter_usage order by 2, 4, 6",
     "rejected": "select * from billing_marts.fct_rejected_usage_events"
                 " order by reject_reason, reference, ingested_at, occurred_at, customer_id, value",
@@ -131,8 +135,9 @@ def _run_pipeline(as_of):
 def _physical_state() -> dict:
     """Every maintained row with its xmin: a rewritten row, even with the same values, shows."""
     return {
-        table: query(f"select xmin::text, * from billing_intermediate.{table} order by 2, 3, 4")
-        for table in ("int_usage_events__ranked", "int_usage_events__validated", "int_meter_usage__period_local")
+        table: query(f"select xmin::text, rows::text from billing_intermediate.{table} as rows order by 2")
+        for table in ("int_usage_events__ranked", "int_usage_events__validated", "int_meter_usage__period_local",
+                      "int_meter_state__segments")
     }
 
 
@@ -154,7 +159,7 @@ def _late_winning_copies(batches: list[list[dict]], boundaries: list) -> list[tu
         model = next(
             event for event in reversed(batch)
             if event["reference"] and event["value"] is not None
-            and event["event_name"] in ("api_calls", "cpu_peak", "kart_payments")
+            and event["event_name"] in ("api_calls", "cpu_peak", "kart_payments", "guest_seats", "inventory_gb")
             and event["occurred_at"] <= boundary - timedelta(hours=1)
         )
         original = {**model, "reference": f"late-winner-{number}", "ingested_at": boundary - timedelta(minutes=10)}

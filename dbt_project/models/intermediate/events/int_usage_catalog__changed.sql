@@ -3,10 +3,6 @@
     checkpoint (docs/incremental.md): their events are validated and
     aggregated again. Empty in a full refresh, which rebuilds everything.
 #}
-{#- fresh statistics, so that the incremental models' plans size this
-    run's changes right (they decide between an index and a scan) -#}
-{{ config(post_hook='analyze {{ this }}') }}
-
 {%- set checkpoint = usage_checkpoint() -%}
 
 with

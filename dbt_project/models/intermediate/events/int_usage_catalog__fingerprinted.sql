@@ -1,7 +1,3 @@
-{#- fresh statistics, so that the incremental models' plans size this
-    run's changes right (they decide between an index and a scan) -#}
-{{ config(post_hook='analyze {{ this }}') }}
-
 with
 
 customers as (

@@ -4,19 +4,7 @@
     each with the billing period it would fall in. Empty in a full refresh,
     which rebuilds everything anyway.
 #}
-{#- fresh statistics, so that the incremental models' plans size this
-    run's changes right (they decide between an index and a scan) -#}
-{{ config(post_hook='analyze {{ this }}') }}
-
-{%- set checkpoint = usage_checkpoint() -%}
-{%- set processed_through = none -%}
-{%- if execute and checkpoint is not none and not flags.FULL_REFRESH -%}
-    {#- inlined, so that the planner sees an index range scan -#}
-    {%- set processed_through = run_query(
-        "select max(processed_through)::text from " ~ checkpoint
-        ~ " where catalog_scope = 'watermark'"
-    ).columns[0].values()[0] -%}
-{%- endif -%}
+{%- set processed_through = usage_watermark("max(processed_through)") -%}
 
 with
 

@@ -25,15 +25,9 @@
 -- depends_on: {{ ref('int_usage_catalog__changed') }}
 
 {% if is_incremental() %}
-    {%- set checkpoint = usage_checkpoint() -%}
-    {%- set frontier_at = none -%}
-    {%- if checkpoint is not none -%}
-        {%- set frontier_at = run_query(
-            "select min(frontier_at)::text from " ~ checkpoint
-            ~ " where catalog_scope = 'watermark'"
-            ~ " and frontier_at < 'infinity'"
-        ).columns[0].values()[0] -%}
-    {%- endif -%}
+    {%- set frontier_at = usage_watermark(
+        "min(frontier_at) filter (where frontier_at < 'infinity')"
+    ) -%}
     {%- set changed_catalog = run_query(
         "select count(*) filter (where catalog_scope = 'customer'),"
         ~ " count(*) filter (where catalog_scope = 'meter')"

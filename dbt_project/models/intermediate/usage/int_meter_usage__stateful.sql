@@ -1,6 +1,42 @@
+{#
+    Stateful usage per subscription × meter × period, measured from the
+    state segments. Incremental (docs/incremental.md): a run measures again
+    - the periods ending after each changed state's change_from (all of the
+      customer's periods when the state is new, or gone: a customer with
+      state has a row in every period, events or not);
+    - the open periods, whose quantity runs up to as_of: every period ending
+      after the earlier of this run's as_of and the last run's.
+    A replaced group left without state is deleted.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace',
+        unique_key=['subscription_id', 'event_name', 'period_start'],
+        indexes=[
+            {
+                'columns': ['subscription_id', 'event_name', 'period_start'],
+                'unique': true,
+            },
+            {'columns': ['customer_id', 'event_name', 'period_end']},
+            {'columns': ['period_end']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_meter_state__changed') }}
+
+{% if is_incremental() %}
+    {%- set last_as_of = usage_watermark("max(as_of)") -%}
+    {#- the periods still open at the last run or at this one -#}
+    {%- set open_after = "least('" ~ last_as_of ~ "'::timestamptz, " ~ as_of() ~ ")"
+        if last_as_of else "'-infinity'::timestamptz" -%}
+{% endif %}
+
 with
 
-segments as (
+-- NOTE: "not materialized": read by index for the touched periods only.
+segments as not materialized (
 
     select * from {{ ref('int_meter_state__segments') }}
 
@@ -11,6 +47,92 @@ periods as (
     select * from {{ ref('int_subscription_periods') }}
 
 ),
+
+{% if is_incremental() %}
+
+changed_states as (
+
+    select * from {{ ref('int_meter_state__changed') }}
+
+),
+
+-- A state that began before change_from was there before the run and still
+-- is: the periods before change_from keep their rows. Otherwise the state is
+-- new or gone, and so are the customer's rows in every period.
+measured_from as (
+
+    select
+        changed_states.customer_id,
+        changed_states.event_name,
+
+        case
+            when exists (
+                select 1
+                from segments
+                where segments.customer_id = changed_states.customer_id
+                    and segments.event_name = changed_states.event_name
+                    and segments.segment_start < changed_states.change_from
+            ) then changed_states.change_from
+            else '-infinity'::timestamptz
+        end as period_end_after
+
+    from changed_states
+
+),
+
+-- Every customer × meter with state now (it may have no segment in an open
+-- period: the state in force began earlier).
+customer_meters as (
+
+    select distinct
+        customer_id,
+        event_name,
+        aggregation
+
+    from segments
+
+    where segment_end > {{ open_after }}
+
+    union
+
+    select
+        segments.customer_id,
+        segments.event_name,
+        segments.aggregation
+
+    from measured_from
+
+    inner join segments
+        on measured_from.customer_id = segments.customer_id
+        and measured_from.event_name = segments.event_name
+
+),
+
+period_meters as (
+
+    select
+        periods.subscription_id,
+        periods.customer_id,
+        periods.period_start,
+        periods.period_end,
+        customer_meters.event_name,
+        customer_meters.aggregation
+
+    from periods
+
+    inner join customer_meters
+        on periods.customer_id = customer_meters.customer_id
+
+    left join measured_from
+        on customer_meters.customer_id = measured_from.customer_id
+        and customer_meters.event_name = measured_from.event_name
+
+    where periods.period_end > measured_from.period_end_after
+        or periods.period_end > {{ open_after }}
+
+),
+
+{% else %}
 
 -- Every period of every subscription of a customer who has state for the
 -- meter, so an empty period still carries the state (SPEC §4).
@@ -41,6 +163,8 @@ period_meters as (
         on periods.customer_id = customer_meters.customer_id
 
 ),
+
+{% endif %}
 
 -- The segments overlapping each period, with the seconds they overlap it.
 overlapping_segments as (
@@ -102,18 +226,77 @@ aggregated as (
 
     group by 1, 2, 3
 
+),
+
+final as (
+
+    select
+        period_meters.subscription_id,
+        period_meters.event_name,
+        period_meters.period_start,
+        period_meters.aggregation,
+        coalesce(aggregated.quantity, 0) as quantity,
+        period_meters.customer_id,
+        period_meters.period_end
+
+    from period_meters
+
+    left join aggregated
+        on period_meters.subscription_id = aggregated.subscription_id
+        and period_meters.event_name = aggregated.event_name
+        and period_meters.period_start = aggregated.period_start
+
 )
 
+{% if is_incremental() %},
+
+-- Every group measured again replaces its row; the replaced rows without a
+-- new one (a period gone, a state gone) are deleted.
+replaced as (
+
+    select
+        existing.subscription_id,
+        existing.event_name,
+        existing.period_start
+
+    from {{ this }} as existing
+
+    inner join measured_from
+        on existing.customer_id = measured_from.customer_id
+        and existing.event_name = measured_from.event_name
+        and existing.period_end > measured_from.period_end_after
+
+    union
+
+    select
+        subscription_id,
+        event_name,
+        period_start
+
+    from {{ this }}
+
+    where period_end > {{ open_after }}
+
+)
+
+select *, false as _is_tombstone from final
+
+union all
+
 select
-    period_meters.subscription_id,
-    period_meters.event_name,
-    period_meters.period_start,
-    period_meters.aggregation,
-    coalesce(aggregated.quantity, 0) as quantity
+    subscription_id,
+    event_name,
+    period_start,
+    null::text as aggregation,
+    null::numeric as quantity,
+    null::text as customer_id,
+    null::timestamptz as period_end,
+    true as _is_tombstone
 
-from period_meters
+from replaced
 
-left join aggregated
-    on period_meters.subscription_id = aggregated.subscription_id
-    and period_meters.event_name = aggregated.event_name
-    and period_meters.period_start = aggregated.period_start
+{% else %}
+
+select * from final
+
+{% endif %}

@@ -6,13 +6,10 @@
     run's changes too. int_usage_events__changed and int_usage_catalog__changed
     read it without ref() (a ref would be a cycle).
 #}
-{#- fresh statistics, so that the incremental models' plans size this
-    run's changes right (they decide between an index and a scan) -#}
-{{ config(post_hook='analyze {{ this }}') }}
-
 
 -- depends_on: {{ ref('int_usage_events__validated') }}
 -- depends_on: {{ ref('int_meter_usage__period_local') }}
+-- depends_on: {{ ref('int_meter_usage__stateful') }}
 
 with
 
@@ -85,7 +82,12 @@ watermark as (
         -- before this build: a later UPDATE, DELETE or TRUNCATE moves it
         {% set raw_rewrites = var('raw_rewrites', none) -%}
         {{ 'null' if raw_rewrites is none else raw_rewrites }}::bigint
-            as raw_rewrites
+            as raw_rewrites,
+        -- the open periods' stateful usage runs up to it
+        {{ as_of() }} as as_of,
+        -- the layout of the incremental models' state: billing.transform
+        -- rebuilds them from raw when its own differs
+        {{ var('usage_state_format', 'null') }}::integer as usage_state_format
 
     from frontier
 
@@ -100,7 +102,9 @@ catalog as (
         subscription_ids,
         null::timestamptz as processed_through,
         null::timestamptz as frontier_at,
-        null::bigint as raw_rewrites
+        null::bigint as raw_rewrites,
+        null::timestamptz as as_of,
+        null::integer as usage_state_format
 
     from fingerprints
 
