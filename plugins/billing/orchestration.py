@@ -75,24 +75,36 @@ def _log_path() -> Path:
     return billing_home() / "airflow" / "logs" / "runs.log"
 
 
-def _configure_airflow(dags_folder: Path) -> None:
+def airflow_environment(dags_folder: Path | str | None = None) -> dict[str, str]:
+    """The Airflow settings of this project's runs: home, DAG folder and SQLite metadata DB.
+
+    `run_dag` applies them to this process; give them to an Airflow command started as a
+    subprocess (scheduler, dag-processor, `airflow backfill create`, …) to make it share the same
+    `BILLING_HOME/airflow` metadata.
+    """
+    folder = Path(dags_folder) if dags_folder else Path(os.environ.get(DAGS_FOLDER_ENV) or DAGS_DIR).resolve()
     home = billing_home() / "airflow"
     home.mkdir(exist_ok=True)
-    database = f"sqlite:///{home / 'airflow.db'}"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+def _configure_airflow(dags_folder: Path) -> None:
+    environment = airflow_environment(dags_folder)
+    home = Path(environment["AIRFLOW_HOME"])
+    database = environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    folder = environment["AIRFLOW__CORE__DAGS_FOLDER"]
     # NOTE: set unconditionally, before Airflow is imported (it reads them on import): dag.test()
     # deletes earlier runs, so it must never touch a real Airflow's metadata DB that an
     # operator's environment happens to point at.
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-        }
-    )
+    os.environ.update(environment)
     from airflow import settings
 
-    if (settings.SQL_ALCHEMY_CONN, settings.DAGS_FOLDER) != (database, str(dags_folder)):
+    if (settings.SQL_ALCHEMY_CONN, settings.DAGS_FOLDER) != (database, folder):
         # NOTE: Airflow was imported earlier in this process with other settings (e.g. a test
         # module importing a DAG); point its globals and its ORM at ours.
         settings.configure_vars()
