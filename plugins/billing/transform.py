@@ -29,13 +29,18 @@ RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rati
 # What the hourly usage_pipeline DAG keeps up to date: events through per-period usage.
 USAGE_SLICE = ("path:models/staging", "path:models/intermediate/events", "path:models/intermediate/periods",
                "path:models/marts/events", "path:models/intermediate/usage")
-# What customers see mid-period: rated usage so far and its projection.
-CURRENT_USAGE_SLICE = ("path:seeds", "path:models/intermediate/rating", "path:models/marts/usage")
+# What customers see mid-period: the current periods' usage rated so far, and its projection.
+CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",
+                       "customer_usage_current_period")
 
 # The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
 # rebuilds from raw.
 INCREMENTAL_CHAIN = "+int_usage_pipeline__checkpoint"
 INCREMENTAL_FOLDERS = ("models/intermediate/events", "models/intermediate/usage")
+
+# The layout of the incremental models' state, kept in the checkpoint. Bump it when a change to
+# those models cannot continue from what an earlier version left: the next build rebuilds from raw.
+USAGE_STATE_FORMAT = 2
 
 INTERMEDIATE_SCHEMA = "billing_intermediate"
 # NOTE: one dbt invocation at a time on this warehouse: two concurrent runs of an incremental model
@@ -116,7 +121,8 @@ def run_unit_tests() -> int:
 
 
 def _vars(*, as_of: str, grace: str, raw_rewrites: int | None) -> str:
-    return json.dumps({"as_of": as_of, "grace": grace, "raw_rewrites": raw_rewrites})
+    return json.dumps({"as_of": as_of, "grace": grace, "raw_rewrites": raw_rewrites,
+                       "usage_state_format": USAGE_STATE_FORMAT})
 
 
 def _touches_incremental_models(select: tuple[str, ...]) -> bool:
@@ -133,9 +139,10 @@ def _touches_incremental_models(select: tuple[str, ...]) -> bool:
 def _incremental_state_is_stale(rewrites: int | None) -> bool:
     """Whether the incremental models no longer describe raw, so they must be rebuilt from it.
 
-    Stale: no checkpoint yet (first build, or an interrupted upgrade); raw.usage_events updated,
-    deleted from or truncated since the checkpoint (its rewrite counter moved); or the latest
-    row of the dedupe ledger is not at its place in raw (raw restored, recreated or rewritten).
+    Stale: no checkpoint yet (first build, or an interrupted upgrade), or one an earlier layout of
+    the models wrote; raw.usage_events updated, deleted from or truncated since the checkpoint (its
+    rewrite counter moved); or the latest row of the dedupe ledger is not at its place in raw (raw
+    restored, recreated or rewritten).
     """
     with connect() as connection:
         checkpoint, ledger = connection.execute(
@@ -144,10 +151,16 @@ def _incremental_state_is_stale(rewrites: int | None) -> bool:
         ).fetchone()
         if checkpoint is None or ledger is None:
             return True
+        has_format = connection.execute(
+            "select exists (select 1 from pg_attribute where attrelid = %s::regclass"
+            " and attname = 'usage_state_format' and not attisdropped)", (checkpoint,)
+        ).fetchone()[0]
+        if not has_format:
+            return True
         committed = connection.execute(
-            f"select raw_rewrites from {checkpoint} where catalog_scope = 'watermark'"
+            f"select raw_rewrites, usage_state_format from {checkpoint} where catalog_scope = 'watermark'"
         ).fetchall()
-        if committed != [(rewrites,)]:
+        if committed != [(rewrites, USAGE_STATE_FORMAT)]:
             return True
         latest = connection.execute(
             f"select raw_row_position, reference, ingested_at from {ledger}"

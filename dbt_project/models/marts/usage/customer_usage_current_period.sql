@@ -11,7 +11,7 @@ periods as (
 
 so_far as (
 
-    select * from {{ ref('int_usage_lines__rated') }}
+    select * from {{ ref('int_usage_lines__current') }}
 
 ),
 
