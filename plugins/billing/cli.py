@@ -158,10 +158,10 @@ def invoices_list(
     customer: str = typer.Option(None, help="Only this customer's invoices."),
     limit: int = typer.Option(50, help="At most this many, newest first."),
 ) -> None:
-    """List issued invoices, newest first."""
+    """List issued invoices, newest first; then any re-rated difference no invoice can carry."""
     from rich.table import Table
 
-    from billing.invoice_admin import list_invoices
+    from billing.invoice_admin import list_invoices, unbilled_adjustments
 
     table = Table("number", "customer", "period start (UTC)", "period end (UTC)", "total", "status")
     for invoice in list_invoices(status=status, customer_id=customer, limit=limit):
@@ -171,6 +171,13 @@ def invoices_list(
             invoice["status"],
         )
     console.print(table)
+    for adjustment in unbilled_adjustments(customer_id=customer):
+        console.print(
+            f"[yellow]unbilled adjustment to {adjustment['original_invoice_number']}"
+            f" ({adjustment['customer_id']}): {_money(adjustment['amount_minor'], adjustment['currency'])},"
+            f" {adjustment['reason']}[/] (billing_marts.fct_unbilled_adjustments)",
+            highlight=False, soft_wrap=True,
+        )
 
 
 @invoices_app.command("show")

@@ -1,4 +1,7 @@
-"""Operator actions on issued invoices: find, show and void. Amounts and lines are never edited."""
+"""Operator actions on issued invoices: find, show and void; and the re-rated differences no invoice can carry.
+
+Amounts and lines are never edited.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,21 @@ def list_invoices(*, status: str | None = None, customer_id: str | None = None, 
             " and (%(customer_id)s::text is null or customer_id = %(customer_id)s)"
             " order by invoice_number desc limit %(limit)s",
             {"status": status, "customer_id": customer_id, "limit": limit},
+        ).fetchall()
+
+
+def unbilled_adjustments(*, customer_id: str | None = None) -> list[dict]:
+    """Re-rated differences no invoice can carry (billing_marts.fct_unbilled_adjustments), oldest first."""
+    with connect() as connection:
+        # NOTE: the mart exists only once a cycle close has built it
+        [(exists,)] = connection.execute("select to_regclass('billing_marts.fct_unbilled_adjustments') is not null")
+        if not exists:
+            return []
+        return connection.cursor(row_factory=dict_row).execute(
+            "select * from billing_marts.fct_unbilled_adjustments"
+            " where (%(customer_id)s::text is null or customer_id = %(customer_id)s)"
+            " order by original_invoice_number",
+            {"customer_id": customer_id},
         ).fetchall()
 
 

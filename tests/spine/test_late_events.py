@@ -2,13 +2,15 @@
 
 The difference lands as an adjustment line on the subscription's next invoice, naming the
 original; the original is never touched. A credit larger than the next invoice becomes a grant.
+After a plan change the old subscription has no next invoice: the new subscription's carries it.
+After a churn no invoice can: the difference is listed in billing_marts.fct_unbilled_adjustments.
 """
 
 from __future__ import annotations
 
 from billing.catalog import apply_catalog
 from billing.loading import load_events
-from conftest import query, reset_warehouse, run_dag
+from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -84,3 +86,135 @@ def test_late_usage_is_adjusted_once_on_the_next_invoice_at_the_marginal_tier(wa
     ]
     assert invoices()[2] == ("INV-000003", "2026-08-01", 0, 0)
     assert query("select customer_id, currency, amount from raw.credit_grants") == [("late", "EUR", 105)]
+
+
+PLANS = """
+meters:
+  - {event_name: api_call, display_name: API calls, aggregation: sum}
+plans:
+  - plan_id: starter
+    name: Starter
+    currency: EUR
+    interval: month
+    charges:
+      - event_name: api_call
+        pricing_model: graduated
+        tiers:
+          - {up_to: 10000, unit_price: PRICE}
+          - {up_to: null, unit_price: 0.01}
+  - plan_id: growth
+    name: Growth
+    currency: EUR
+    interval: month
+    base_fee: 20
+    charges:
+      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.005}
+"""
+
+# mover changes plan on June 16: its Starter subscription ends as the Growth one starts
+PLAN_CHANGE = PLANS + """
+customers:
+  - {customer_id: mover, name: Mover Co, currency: EUR, collection_method: request_payment}
+subscriptions:
+  - {subscription_id: s_starter, customer_id: mover, plan_id: starter, started_at: "2026-06-01T00:00:00Z",
+     ended_at: "2026-06-16T00:00:00Z"}
+  - {subscription_id: s_growth, customer_id: mover, plan_id: growth, started_at: "2026-06-16T00:00:00Z",
+     billing_anchor_day: 1}
+"""
+
+# gone leaves at the end of June
+CHURN = PLANS + """
+customers:
+  - {customer_id: gone, name: Gone Co, currency: EUR, collection_method: request_payment}
+subscriptions:
+  - {subscription_id: s_gone, customer_id: gone, plan_id: starter, started_at: "2026-06-01T00:00:00Z",
+     ended_at: "2026-07-01T00:00:00Z"}
+"""
+
+
+def test_late_usage_of_a_plan_changed_subscription_goes_on_the_new_subscriptions_next_invoice(warehouse, tmp_path):
+    reset_warehouse()
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(PLAN_CHANGE.replace("PRICE", "0.02"))
+    apply_catalog(catalog)
+    load_events(write_csv(tmp_path / "june.csv", usage("mover", "api_call", [9_000], "2026-06-10", "june")),
+                show_progress=False)
+    close("2026-06-16T01:00:00Z")
+    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]  # s_starter's last period: 9,000 × €0.02
+
+    # 2,000 more Starter calls of June 12 arrive late, with 1,000 Growth calls
+    late = usage("mover", "api_call", [1_000, 1_000], "2026-06-12", "june-late") + usage(
+        "mover", "api_call", [1_000], "2026-06-20", "growth")
+    load_events(write_csv(tmp_path / "late.csv", late), show_progress=False)
+
+    # s_starter has no next invoice; s_growth's first period has not closed: the adjustment waits
+    close("2026-06-20T01:00:00Z")
+    assert len(invoices()) == 1
+    assert query("select status, subscription_id, amount_minor from billing_intermediate.int_invoice_adjustments") == [
+        ("waiting", "s_growth", 3_000)]
+    assert query("select count(*) from billing_marts.fct_unbilled_adjustments") == [(0,)]
+
+    close("2026-07-01T01:00:00Z")
+    close("2026-07-01T01:00:00Z")  # re-run: nothing twice
+    # June 1–16 is now 11,000 calls = €200 + €10 = €210, €30 more. s_growth's June 16–30:
+    # base fee €20 × 15/30 days = €10, 1,000 × €0.005 = €5, and the €30 for INV-000001
+    assert invoices() == [
+        ("INV-000001", "2026-06-01", 18_000, 18_000),
+        ("INV-000002", "2026-06-16", 4_500, 4_500),
+    ]
+    assert adjustments() == [("INV-000002", "Adjustment to INV-000001 (usage re-rated)", 3_000)]
+    assert query(
+        "select invoices.subscription_id, lines.detail ->> 'original_invoice_id',"
+        " lines.detail ->> 'original_subscription_id'"
+        " from billing.invoice_lines as lines join billing.invoices using (invoice_id)"
+        " where lines.kind = 'adjustment'"
+    ) == [("s_growth", number_to_id("INV-000001"), "s_starter")]
+    assert query("select count(*) from billing_intermediate.int_invoice_adjustments") == [(0,)]
+
+    # the operator fixes Starter's first tier to €0.01: June 1–16 is €110, €100 less than billed and
+    # adjusted. July's Growth invoice (€20 base fee, no usage) cannot absorb it: total 0, €80 granted
+    catalog.write_text(PLAN_CHANGE.replace("PRICE", "0.01"))
+    apply_catalog(catalog)
+    close("2026-08-01T01:00:00Z")
+    close("2026-08-01T01:00:00Z")  # re-run: nothing twice
+    july = number_to_id("INV-000003")
+    assert invoices()[2:] == [("INV-000003", "2026-07-01", 0, 0)]
+    assert adjustments()[1:] == [
+        ("INV-000003", "Adjustment to INV-000001 (usage re-rated)", -10_000),
+        ("INV-000003", f"Credit balance carried to grant carry_{july}", 8_000),
+    ]
+    assert query("select status from billing.invoices where invoice_id = %s", july) == [("paid",)]
+    assert query("select customer_id, currency, amount from raw.credit_grants") == [("mover", "EUR", 80)]
+    assert query("select count(*) from billing_intermediate.int_invoice_adjustments") == [(0,)]
+
+
+def test_late_usage_of_a_churned_customer_is_listed_as_unbilled(warehouse, tmp_path):
+    reset_warehouse()
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(CHURN.replace("PRICE", "0.02"))
+    apply_catalog(catalog)
+    load_events(write_csv(tmp_path / "june.csv", usage("gone", "api_call", [9_000], "2026-06-10", "june")),
+                show_progress=False)
+    close("2026-07-01T01:00:00Z")
+    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]
+
+    # gone's subscription ended with June; 2,000 June calls arrive in July: €30 more that no invoice can carry
+    load_events(write_csv(tmp_path / "late.csv", usage("gone", "api_call", [1_000, 1_000], "2026-06-28", "late")),
+                show_progress=False)
+    close("2026-08-01T01:00:00Z")
+    close("2026-08-01T01:00:00Z")  # re-run: nothing twice
+    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]
+    assert adjustments() == []
+    assert query(
+        "select original_invoice_id, original_invoice_number, customer_id, subscription_id, currency,"
+        " rerated_minor, invoiced_minor, adjusted_minor, amount_minor, reason"
+        " from billing_marts.fct_unbilled_adjustments"
+    ) == [(number_to_id("INV-000001"), "INV-000001", "gone", "s_gone", "EUR", 21_000, 18_000, 0, 3_000,
+           "no_later_subscription")]
+
+    listed = run_cli("invoices", "list").stdout
+    assert "unbilled adjustment to INV-000001 (gone): EUR 30.00, no_later_subscription" in listed
+
+
+def number_to_id(invoice_number: str) -> str:
+    return query("select invoice_id from billing.invoices where invoice_number = %s", invoice_number)[0][0]

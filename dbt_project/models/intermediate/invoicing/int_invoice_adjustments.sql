@@ -12,9 +12,23 @@ periods as (
 
 ),
 
-invoices as (
+plans as (
+
+    select * from {{ ref('stg_app__plans') }}
+
+),
+
+-- Every issued invoice, void ones included: a voided period is never
+-- drafted again, so it cannot carry an adjustment.
+issued_invoices as (
 
     select * from {{ ref('stg_billing__invoices') }}
+
+),
+
+invoices as (
+
+    select * from issued_invoices
 
     where status != 'void'
 
@@ -68,15 +82,16 @@ already_adjusted as (
 
 -- SPEC §6: an issued period is re-rated with all its usage, late events
 -- included; what differs from what was invoiced and already adjusted is owed
--- (or credited) on the subscription's next invoice. The invoice itself is
--- never touched.
+-- (or credited) on a later invoice. The invoice itself is never touched.
 differences as (
 
     select
         invoices.invoice_id as original_invoice_id,
         invoices.invoice_number as original_invoice_number,
-        invoices.subscription_id,
+        invoices.customer_id,
+        invoices.subscription_id as original_subscription_id,
         invoices.period_start as original_period_start,
+        invoices.period_end as original_period_end,
         invoices.currency,
         coalesce(rerated.rerated_minor, 0)::bigint as rerated_minor,
         coalesce(invoiced.invoiced_minor, 0)::bigint as invoiced_minor,
@@ -100,52 +115,141 @@ differences as (
 
 ),
 
--- The next invoice of the subscription: its first closed period after the
--- original that has no invoice yet. Until that period closes, the
--- adjustment waits.
-next_invoices as (
+outstanding as (
+
+    select * from differences
+
+    where amount_minor != 0
+
+),
+
+-- Periods no invoice has been issued for yet, closed or still running.
+uninvoiced_periods as (
 
     select
-        differences.original_invoice_id,
-        min(periods.period_start) as period_start
+        periods.customer_id,
+        periods.subscription_id,
+        periods.period_start,
+        periods.period_end,
+        periods.is_closed,
+        plans.currency
 
-    from differences
+    from periods
 
-    inner join periods
-        on differences.subscription_id = periods.subscription_id
-        and periods.period_start > differences.original_period_start
-        and periods.is_closed
+    inner join plans
+        on periods.plan_id = plans.plan_id
 
-    left join invoices
-        on periods.subscription_id = invoices.subscription_id
-        and periods.period_start = invoices.period_start
+    left join issued_invoices
+        on periods.subscription_id = issued_invoices.subscription_id
+        and periods.period_start = issued_invoices.period_start
 
-    where differences.amount_minor != 0
-        and invoices.invoice_id is null
+    where issued_invoices.invoice_id is null
 
-    group by 1
+),
+
+-- The invoice that carries a difference: the subscription's next one
+-- (SPEC §6). A subscription that ended (plan change, churn) has no next
+-- invoice, so the difference goes on the customer's next invoice in the
+-- original's currency instead: otherwise it would never be billed or
+-- credited. "Next" is the order invoices are issued in. A first candidate
+-- in another currency never carries; it only tells why a difference is
+-- unbilled.
+candidates as (
+
+    select
+        outstanding.original_invoice_id,
+        uninvoiced_periods.subscription_id,
+        uninvoiced_periods.period_start,
+        uninvoiced_periods.is_closed,
+        uninvoiced_periods.currency = outstanding.currency as is_in_currency,
+        row_number() over (
+            partition by outstanding.original_invoice_id
+            order by
+                uninvoiced_periods.currency = outstanding.currency desc,
+                uninvoiced_periods.subscription_id
+                    = outstanding.original_subscription_id desc,
+                uninvoiced_periods.period_end,
+                uninvoiced_periods.period_start,
+                uninvoiced_periods.subscription_id
+        ) as candidate_rank
+
+    from outstanding
+
+    inner join uninvoiced_periods
+        on outstanding.customer_id = uninvoiced_periods.customer_id
+        and uninvoiced_periods.period_end > outstanding.original_period_end
+
+),
+
+first_candidates as (
+
+    select * from candidates
+
+    where candidate_rank = 1
+
+),
+
+carriers as (
+
+    select * from first_candidates
+
+    where is_in_currency
+
+),
+
+routed as (
+
+    select
+        outstanding.*,
+        carriers.subscription_id,
+        carriers.period_start,
+
+        case
+            when carriers.is_closed then 'drafted'
+            when carriers.original_invoice_id is not null then 'waiting'
+            else 'unbilled'
+        end as status,
+
+        case
+            when carriers.original_invoice_id is not null then null
+            when first_candidates.original_invoice_id is not null
+                then 'no_later_subscription_in_currency'
+            else 'no_later_subscription'
+        end as unbilled_reason
+
+    from outstanding
+
+    left join carriers
+        on outstanding.original_invoice_id = carriers.original_invoice_id
+
+    left join first_candidates
+        on outstanding.original_invoice_id = first_candidates.original_invoice_id
 
 ),
 
 final as (
 
     select
-        {{ invoice_id('differences.subscription_id', 'next_invoices.period_start') }}
-            as invoice_id,
-        differences.subscription_id,
-        next_invoices.period_start,
-        differences.original_invoice_id,
-        differences.original_invoice_number,
-        differences.currency,
-        differences.rerated_minor,
-        differences.invoiced_minor,
-        differences.adjusted_minor,
-        differences.amount_minor
+        case when routed.subscription_id is not null then
+            {{ invoice_id('routed.subscription_id', 'routed.period_start') }}
+        end as invoice_id,
+        subscription_id,
+        period_start,
+        original_invoice_id,
+        original_invoice_number,
+        original_subscription_id,
+        original_period_start,
+        original_period_end,
+        customer_id,
+        currency,
+        rerated_minor,
+        invoiced_minor,
+        adjusted_minor,
+        amount_minor,
+        status,
+        unbilled_reason
 
-    from differences
-
-    inner join next_invoices
-        on differences.original_invoice_id = next_invoices.original_invoice_id
+    from routed
 
 )
 

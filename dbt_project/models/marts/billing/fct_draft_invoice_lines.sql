@@ -10,6 +10,8 @@ adjustments as (
 
     select * from {{ ref('int_invoice_adjustments') }}
 
+    where status = 'drafted'
+
 ),
 
 invoices as (
@@ -51,6 +53,7 @@ adjustment_lines as (
         jsonb_build_object(
             'original_invoice_id', adjustments.original_invoice_id,
             'original_invoice_number', adjustments.original_invoice_number,
+            'original_subscription_id', adjustments.original_subscription_id,
             'rerated_minor', adjustments.rerated_minor,
             'invoiced_minor', adjustments.invoiced_minor,
             'previously_adjusted_minor', adjustments.adjusted_minor
