@@ -35,9 +35,7 @@ def billing_cycle_close():
         """The closing window: `as_of` and `grace`, validated once for every task below."""
         from billing.window import ClosingWindow
 
-        context = get_current_context()
-        as_of = context["params"]["as_of"] or context.get("logical_date") or pendulum.now("UTC")
-        return ClosingWindow.parse(as_of, context["params"]["grace"]).as_dict()
+        return ClosingWindow.of_dag_run(get_current_context()).as_dict()
 
     @task
     def check_raw_contracts(window: dict) -> None:

@@ -33,9 +33,7 @@ def usage_pipeline():
         """The run's logical time `as_of` (usage so far counts up to it) and the grace period."""
         from billing.window import ClosingWindow
 
-        context = get_current_context()
-        as_of = context["params"]["as_of"] or context.get("logical_date") or pendulum.now("UTC")
-        return ClosingWindow.parse(as_of, context["params"]["grace"]).as_dict()
+        return ClosingWindow.of_dag_run(get_current_context()).as_dict()
 
     @task
     def update_usage(window: dict) -> dict:

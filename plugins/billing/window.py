@@ -31,6 +31,14 @@ class ClosingWindow:
         moment = as_of if isinstance(as_of, datetime) else parse_timestamp(as_of)
         return cls(as_of=_as_utc(moment), grace=parse_duration(grace))
 
+    @classmethod
+    def of_dag_run(cls, context) -> "ClosingWindow":
+        """A DAG run's window: the `as_of` param, else the run's logical date, else now (a manual
+        trigger has no logical date); the `grace` param."""
+        params = context["params"]
+        as_of = params["as_of"] or context.get("logical_date") or datetime.now(timezone.utc)
+        return cls.parse(as_of, params["grace"])
+
     def as_dict(self) -> dict[str, str]:
         return {"as_of": self.as_of.isoformat(), "grace": self.grace}
 

@@ -48,6 +48,22 @@ periods as (
 
 ),
 
+-- Every customer × meter with state: each state's last segment lasts for
+-- ever. Every period of their subscriptions gets a row, so an empty period
+-- still carries the state (SPEC §4).
+customer_meters as (
+
+    select distinct
+        customer_id,
+        event_name,
+        aggregation
+
+    from segments
+
+    where segment_end = 'infinity'
+
+),
+
 {% if is_incremental() %}
 
 changed_states as (
@@ -80,34 +96,10 @@ measured_from as (
 
 ),
 
--- Every customer × meter with state now (it may have no segment in an open
--- period: the state in force began earlier).
-customer_meters as (
+{% endif %}
 
-    select distinct
-        customer_id,
-        event_name,
-        aggregation
-
-    from segments
-
-    where segment_end > {{ open_after }}
-
-    union
-
-    select
-        segments.customer_id,
-        segments.event_name,
-        segments.aggregation
-
-    from measured_from
-
-    inner join segments
-        on measured_from.customer_id = segments.customer_id
-        and measured_from.event_name = segments.event_name
-
-),
-
+-- The periods to measure: all of them in a full build; in an incremental
+-- run those after a changed state's change_from, and the open ones.
 period_meters as (
 
     select
@@ -123,48 +115,16 @@ period_meters as (
     inner join customer_meters
         on periods.customer_id = customer_meters.customer_id
 
+    {% if is_incremental() %}
     left join measured_from
         on customer_meters.customer_id = measured_from.customer_id
         and customer_meters.event_name = measured_from.event_name
 
     where periods.period_end > measured_from.period_end_after
         or periods.period_end > {{ open_after }}
+    {% endif %}
 
 ),
-
-{% else %}
-
--- Every period of every subscription of a customer who has state for the
--- meter, so an empty period still carries the state (SPEC §4).
-customer_meters as (
-
-    select distinct
-        customer_id,
-        event_name,
-        aggregation
-
-    from segments
-
-),
-
-period_meters as (
-
-    select
-        periods.subscription_id,
-        periods.customer_id,
-        periods.period_start,
-        periods.period_end,
-        customer_meters.event_name,
-        customer_meters.aggregation
-
-    from periods
-
-    inner join customer_meters
-        on periods.customer_id = customer_meters.customer_id
-
-),
-
-{% endif %}
 
 -- The segments overlapping each period, with the seconds they overlap it.
 overlapping_segments as (
@@ -186,11 +146,27 @@ overlapping_segments as (
 
     from period_meters
 
+    {% if is_incremental() %}
+    -- NOTE: "offset 0" keeps PostgreSQL from flattening this into a hash join
+    -- over every segment ever: each period a run measures reads its own
+    -- segments by index. (A full build measures every period: there the
+    -- hash join is the right plan.)
+    cross join lateral (
+        select *
+        from segments
+        where segments.customer_id = period_meters.customer_id
+            and segments.event_name = period_meters.event_name
+            and segments.segment_end > period_meters.period_start
+            and segments.segment_start < period_meters.period_end
+        offset 0
+    ) as segments
+    {% else %}
     inner join segments
         on period_meters.customer_id = segments.customer_id
         and period_meters.event_name = segments.event_name
         and segments.segment_start < period_meters.period_end
         and segments.segment_end > period_meters.period_start
+    {% endif %}
 
 ),
 
