@@ -47,6 +47,12 @@ attributed as not materialized (
 
 ),
 
+validated as not materialized (
+
+    select * from {{ ref('int_usage_events__validated') }}
+
+),
+
 meters as (
 
     select * from {{ ref('stg_app__meters') }}
@@ -127,20 +133,45 @@ changed_meters as (
 
 ),
 
--- Every event of every touched group (the occurred_at range lets the
--- planner read them by index).
+-- Every event of every touched group, read group by group through the
+-- index on validated (subscription_id, occurred_at): a group knows its
+-- period, so this is attribution without the periods join (same columns as
+-- int_usage_events__attributed). NOTE: "offset 0" keeps PostgreSQL from
+-- flattening the subquery into a merge join of the groups with every valid
+-- event, which it chose on long histories.
 events as (
 
-    select attributed.*
+    select touched_events.*
 
-    from attributed
+    from touched_groups
 
-    inner join touched_groups
-        on attributed.subscription_id = touched_groups.subscription_id
-        and attributed.event_name = touched_groups.event_name
-        and attributed.period_start = touched_groups.period_start
-        and attributed.occurred_at >= touched_groups.period_start
-        and attributed.occurred_at < touched_groups.period_end
+    cross join lateral (
+        select
+            validated.raw_row_position,
+            validated.reference,
+            validated.customer_id,
+            validated.subscription_id,
+            validated.plan_id,
+            validated.event_name,
+            validated.aggregation,
+            validated.action,
+            validated.value,
+            validated.properties,
+            validated.occurred_at,
+            validated.ingested_at,
+            touched_groups.period_start,
+            touched_groups.period_end
+
+        from validated
+
+        where validated.subscription_id = touched_groups.subscription_id
+            and validated.event_name = touched_groups.event_name
+            and validated.occurred_at >= touched_groups.period_start
+            and validated.occurred_at < touched_groups.period_end
+            and validated.reject_reason is null
+
+        offset 0
+    ) as touched_events
 
     {% if has_changed_customers %}
     union
