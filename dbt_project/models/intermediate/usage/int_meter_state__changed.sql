@@ -41,7 +41,7 @@ stateful_meters as (
 
     select * from {{ ref('stg_app__meters') }}
 
-    where aggregation in ('last_ever', 'time_duration', 'weighted_sum')
+    where is_stateful
 
 ),
 
@@ -70,14 +70,16 @@ changed_copies as (
 newly_attributed as (
 
     select
-        customer_id,
-        event_name,
-        occurred_at as change_from
+        attributed.customer_id,
+        attributed.event_name,
+        attributed.occurred_at as change_from
 
     from attributed
 
-    where occurred_at >= '{{ frontier_at }}'::timestamptz
-        and aggregation in ('last_ever', 'time_duration', 'weighted_sum')
+    inner join stateful_meters
+        on attributed.event_name = stateful_meters.event_name
+
+    where attributed.occurred_at >= '{{ frontier_at }}'::timestamptz
 
 ),
 {% endif %}

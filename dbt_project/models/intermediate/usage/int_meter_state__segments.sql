@@ -70,8 +70,6 @@ events as (
         and changed_states.event_name = attributed.event_name
         and attributed.occurred_at >= changed_states.change_from
 
-    where attributed.aggregation in ('last_ever', 'time_duration', 'weighted_sum')
-
 ),
 
 -- The segments the run replaces: the anchor (started before change_from,
@@ -106,8 +104,6 @@ events as (
 
     select * from attributed
 
-    where aggregation in ('last_ever', 'time_duration', 'weighted_sum')
-
 ),
 
 {% endif %}
@@ -139,6 +135,8 @@ keyed as (
 
     inner join meters
         on events.event_name = meters.event_name
+
+    where meters.is_stateful
 
     {% if is_incremental() %}
     -- An anchor starts before every recomputed event of its state, so it
