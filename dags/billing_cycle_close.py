@@ -8,6 +8,10 @@ against data_contracts/), `check_closing_events`, `check_draft_invoices` (before
 `check_ledger` (before charging). A failed gate fails its task, so nothing downstream runs; fix the
 data and clear the task (or re-run) to resume. Thresholds: BILLING_HOME/quality.yml.
 
+The run holds the warehouse's lease from `begin_run` to `end_run` (billing.runs): no other close,
+usage update or retry run interleaves with it, whoever started it. `as_of` may be any past
+instant and never in the future (SPEC §10).
+
 Re-running it, for the same or any later as_of, issues nothing twice: invoices are keyed by
 subscription × period, charge attempts by invoice × attempt, webhook events by what they announce.
 """
@@ -15,7 +19,10 @@ subscription × period, charge attempts by invoice × attempt, webhook events by
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
+
+from billing.runs import lease_tasks, leased
+from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "billing_cycle_close"
 
@@ -23,86 +30,93 @@ DAG_ID = "billing_cycle_close"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
     tags=["billing", "invoicing"],
     params={"as_of": None, "grace": "1 hour"},
 )
 def billing_cycle_close():
-    @task
-    def resolve_window() -> dict:
-        """The closing window: `as_of` and `grace`, validated once for every task below."""
-        from billing.window import ClosingWindow
-
-        return ClosingWindow.of_dag_run(get_current_context()).as_dict()
+    begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
 
     @task
-    def check_raw_contracts(window: dict) -> None:
+    @leased
+    def check_raw_contracts(run: dict) -> None:
         from billing.quality import billing_gates
 
-        billing_gates.check_raw_contracts(**window)
+        billing_gates.check_raw_contracts(**run["window"])
 
     @task
-    def build_event_models(window: dict) -> int:
+    @leased
+    def build_event_models(run: dict) -> int:
         from billing import transform
 
-        return transform.build(transform.EVENTS_SLICE, **window)
+        return transform.build(transform.EVENTS_SLICE, **run["window"])
 
     @task
-    def check_closing_events(window: dict) -> None:
+    @leased
+    def check_closing_events(run: dict) -> None:
         from billing.quality import billing_gates
 
-        billing_gates.check_closing_events(**window)
+        billing_gates.check_closing_events(**run["window"])
 
     @task
-    def rate_draft_invoices(window: dict) -> int:
+    @leased
+    def rate_draft_invoices(run: dict) -> int:
         from billing import transform
 
-        return transform.build(transform.RATING_SLICE, **window)
+        return transform.build(transform.RATING_SLICE, **run["window"])
 
     @task
-    def check_draft_invoices(window: dict) -> None:
+    @leased
+    def check_draft_invoices(run: dict) -> None:
         from billing.quality import billing_gates
 
-        billing_gates.check_draft_invoices(**window)
+        billing_gates.check_draft_invoices(**run["window"])
 
     @task
-    def issue_invoices() -> dict:
+    @leased
+    def issue_invoices(run: dict) -> dict:
         from billing.invoicing import issue_invoices
 
-        return issue_invoices().__dict__
+        return issue_invoices(issued_by_run=run["run_id"], backfill=run["backfill"]).__dict__
 
     @task
-    def check_ledger(window: dict) -> None:
+    @leased
+    def check_ledger(run: dict) -> None:
         from billing.quality import billing_gates
 
-        billing_gates.check_ledger(**window)
+        billing_gates.check_ledger(**run["window"])
 
     @task
-    def charge_invoices(window: dict) -> dict:
+    @leased
+    def charge_invoices(run: dict) -> dict:
         from billing.payments.charging import charge_open_invoices
         from billing.payments.gateway import configured_gateway
         from billing.window import ClosingWindow
 
-        as_of = ClosingWindow.parse(**window).as_of
+        as_of = ClosingWindow.parse(**run["window"]).as_of
         return charge_open_invoices(configured_gateway(), now=as_of).__dict__
 
     @task
-    def dispatch_webhooks() -> dict:
+    @leased
+    def dispatch_webhooks(run: dict) -> dict:
         from billing.webhooks.dispatch import dispatch_webhooks
 
         return dispatch_webhooks().__dict__
 
-    window = resolve_window()
-    contracts_checked = check_raw_contracts(window)
-    events_built = build_event_models(window)
-    events_checked = check_closing_events(window)
-    drafts_rated = rate_draft_invoices(window)
-    drafts_checked = check_draft_invoices(window)
-    ledger_checked = check_ledger(window)
+    run = begin_run()
+    contracts_checked = check_raw_contracts(run)
+    events_built = build_event_models(run)
+    events_checked = check_closing_events(run)
+    drafts_rated = rate_draft_invoices(run)
+    drafts_checked = check_draft_invoices(run)
+    invoices_issued = issue_invoices(run)
+    ledger_checked = check_ledger(run)
+    webhooks_dispatched = dispatch_webhooks(run)
     contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> issue_invoices() >> ledger_checked >> charge_invoices(window) >> dispatch_webhooks()
+    drafts_checked >> invoices_issued >> ledger_checked >> charge_invoices(run) >> webhooks_dispatched
+    webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 
 billing_cycle_close()

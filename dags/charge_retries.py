@@ -10,7 +10,10 @@ if it fails, nothing is charged until the ledger is fixed and the task cleared.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
+
+from billing.runs import lease_tasks, leased
+from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "charge_retries"
 
@@ -18,35 +21,43 @@ DAG_ID = "charge_retries"
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
     tags=["billing", "payments"],
 )
 def charge_retries():
+    # the run's logical time (its logical date, else now), never in the future
+    begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
+
     @task
-    def check_ledger() -> None:
+    @leased
+    def check_ledger(run: dict) -> None:
         from billing.quality import billing_gates
 
-        context = get_current_context()
-        billing_gates.check_ledger(as_of=context.get("logical_date") or pendulum.now("UTC"))
+        billing_gates.check_ledger(**run["window"])
 
     @task
-    def retry_failed_charges() -> dict:
+    @leased
+    def retry_failed_charges(run: dict) -> dict:
         from billing.payments.gateway import configured_gateway
         from billing.payments.retries import retry_failed_charges
+        from billing.window import ClosingWindow
 
-        context = get_current_context()
-        now = context.get("logical_date") or pendulum.now("UTC")
+        now = ClosingWindow.parse(**run["window"]).as_of
         return retry_failed_charges(configured_gateway(), now=now).__dict__
 
     @task
-    def dispatch_webhooks() -> dict:
+    @leased
+    def dispatch_webhooks(run: dict) -> dict:
         from billing.webhooks.dispatch import dispatch_webhooks
 
         return dispatch_webhooks().__dict__
 
-    check_ledger() >> retry_failed_charges() >> dispatch_webhooks()
+    run = begin_run()
+    webhooks_dispatched = dispatch_webhooks(run)
+    check_ledger(run) >> retry_failed_charges(run) >> webhooks_dispatched
+    webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 
 charge_retries()

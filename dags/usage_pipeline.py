@@ -13,7 +13,10 @@ what they processed, and a run that fails leaves it where it was, so the next ru
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
+
+from billing.runs import lease_tasks, leased
+from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "usage_pipeline"
 
@@ -21,41 +24,40 @@ DAG_ID = "usage_pipeline"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
     tags=["billing", "usage"],
     params={"as_of": None, "grace": "1 hour"},
 )
 def usage_pipeline():
-    @task
-    def resolve_window() -> dict:
-        """The run's logical time `as_of` (usage so far counts up to it) and the grace period."""
-        from billing.window import ClosingWindow
-
-        return ClosingWindow.of_dag_run(get_current_context()).as_dict()
+    # the run's logical time `as_of` (usage so far counts up to it) and the grace period
+    begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
 
     @task
-    def update_usage(window: dict) -> dict:
+    @leased
+    def update_usage(run: dict) -> dict:
         from billing import transform
 
-        return transform.update_usage(**window).__dict__
+        return transform.update_usage(**run["window"]).__dict__
 
     @task
-    def rate_current_usage(window: dict) -> int:
+    @leased
+    def rate_current_usage(run: dict) -> int:
         from billing import transform
 
-        return transform.build(transform.CURRENT_USAGE_SLICE, **window, data_tests=False)
+        return transform.build(transform.CURRENT_USAGE_SLICE, **run["window"], data_tests=False)
 
     @task
-    def announce_usage(window: dict) -> dict:
+    @leased
+    def announce_usage(run: dict) -> dict:
         """Overage alerts, the day's usage snapshots and the rejected events of the past hour."""
         from datetime import timedelta
 
         from billing import usage_alerts
         from billing.window import ClosingWindow
 
-        as_of = ClosingWindow.parse(**window).as_of
+        as_of = ClosingWindow.parse(**run["window"]).as_of
         return {
             "overages": usage_alerts.announce_overages(),
             "snapshots": usage_alerts.announce_usage_snapshots(),
@@ -63,13 +65,16 @@ def usage_pipeline():
         }
 
     @task
-    def dispatch_webhooks() -> dict:
+    @leased
+    def dispatch_webhooks(run: dict) -> dict:
         from billing.webhooks.dispatch import dispatch_webhooks
 
         return dispatch_webhooks().__dict__
 
-    window = resolve_window()
-    update_usage(window) >> rate_current_usage(window) >> announce_usage(window) >> dispatch_webhooks()
+    run = begin_run()
+    webhooks_dispatched = dispatch_webhooks(run)
+    update_usage(run) >> rate_current_usage(run) >> announce_usage(run) >> webhooks_dispatched
+    webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 
 usage_pipeline()

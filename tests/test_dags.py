@@ -11,7 +11,7 @@ def test_dags_folder_has_no_import_errors(billing_home):
     assert "billing_cycle_close" in bag.dags
     close = bag.dags["billing_cycle_close"]
     assert [task.task_id for task in close.topological_sort()] == [
-        "resolve_window", "check_raw_contracts", "build_event_models", "check_closing_events",
+        "begin_run", "check_raw_contracts", "build_event_models", "check_closing_events",
         "rate_draft_invoices", "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices",
-        "dispatch_webhooks",
+        "dispatch_webhooks", "end_run",
     ]

@@ -7,6 +7,8 @@ Execution API); each later run takes a fraction of a second.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,3 +109,38 @@ def test_an_unknown_dag_is_an_error(dags_folder: Path) -> None:
     with pytest.raises(LookupError, match="no DAG 'nope'"):
         run_dag("nope", logical_date=LOGICAL_DATE, dags_folder=dags_folder)
 
+
+
+def test_a_run_in_which_no_task_ran_is_a_failure_naming_the_tasks(dags_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+
+    # before the DAG's start_date, Airflow creates the run but starts none of its tasks
+    outcome = run(dags_folder, out, logical_date=datetime(2023, 6, 1, tzinfo=timezone.utc))
+
+    assert not out.exists()
+    assert (outcome.state, outcome.failed_tasks, outcome.not_run) == ("failed", (), ("extract", "load"))
+
+
+RUN_TWO_STEPS = """
+import sys
+from datetime import datetime, timezone
+from billing.orchestration import run_dag
+outcome = run_dag("two_steps", logical_date=datetime(2024, 5, 1, tzinfo=timezone.utc),
+                  conf={"out": sys.argv[1]}, dags_folder=sys.argv[2])
+print(outcome.state)
+"""
+
+
+def test_two_processes_on_one_billing_home_take_turns(dags_folder: Path, tmp_path: Path) -> None:
+    # a new BILLING_HOME: both also race to create Airflow's metadata DB
+    env = {**os.environ, "BILLING_HOME": str(tmp_path / "home")}
+    outs = [tmp_path / "first.txt", tmp_path / "second.txt"]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", RUN_TWO_STEPS, str(out), str(dags_folder)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for out in outs
+    ]
+    results = [(process.wait(timeout=300), *process.communicate()) for process in processes]
+
+    assert [(code, stdout.strip()) for code, stdout, _ in results] == [(0, "success"), (0, "success")], results
+    assert [[line.split()[0] for line in lines(out)] for out in outs] == [["extract", "load"]] * 2

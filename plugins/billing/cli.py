@@ -32,7 +32,7 @@ errors = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -89,11 +89,11 @@ def run(
     dag_id: str,
     logical_date: str = typer.Option(None, "--logical-date", help="ISO 8601 (default: now)."),
 ) -> None:
-    """Run any of the project's DAGs through Airflow for a logical time."""
-    from billing.window import parse_timestamp
+    """Run any of the project's DAGs through Airflow for a logical time (never in the future)."""
+    from billing.window import parse_timestamp, refuse_future
 
     try:
-        moment = parse_timestamp(logical_date) if logical_date else datetime.now(timezone.utc)
+        moment = refuse_future(parse_timestamp(logical_date)) if logical_date else datetime.now(timezone.utc)
     except ValueError as error:
         fail(str(error), code=2)
     _run(dag_id, moment, conf={})
@@ -105,17 +105,18 @@ def rebuild(
     grace: str = typer.Option(DEFAULT_GRACE, "--grace"),
 ) -> None:
     """Rebuild every model from raw (dbt build --full-refresh); same results as the hourly path."""
-    from billing import transform
+    from billing import runs, transform
     from billing.window import ClosingWindow
 
     try:
         window = ClosingWindow.parse(as_of or datetime.now(timezone.utc), grace)
     except ValueError as error:
         fail(str(error), code=2)
-    with console.status("rebuilding every model from raw"):
+    with console.status("rebuilding every model from raw (waiting for any run in progress first)"):
         try:
-            nodes = transform.rebuild(**window.as_dict())
-        except transform.TransformFailed as error:
+            with runs.exclusive("billing rebuild", window.as_of.isoformat()):
+                nodes = transform.rebuild(**window.as_dict())
+        except (transform.TransformFailed, runs.RunLeaseBusy) as error:
             fail(str(error))
     console.print(f"rebuilt {nodes} dbt nodes from raw")
 
@@ -123,24 +124,44 @@ def rebuild(
 @app.command()
 def backfill(
     start: str = typer.Option(..., "--from", help="First moment to close periods at (ISO 8601)."),
-    end: str = typer.Option(..., "--to", help="Last moment (ISO 8601)."),
+    end: str = typer.Option(..., "--to", help="Last moment (ISO 8601); not in the future."),
     grace: str = typer.Option(DEFAULT_GRACE, "--grace", help="Close periods with moment >= end + grace."),
 ) -> None:
     """Close every period that became closable between --from and --to, in order, through Airflow."""
-    from billing.backfill import backfill as run_backfill
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from billing import backfill as backfills
+    from billing.runs import RunLeaseBusy
     from billing.window import ClosingWindow, parse_timestamp
 
     try:
         first, window = parse_timestamp(start), ClosingWindow.parse(end, grace)
-    except ValueError as error:
-        fail(str(error), code=2)
-    with console.status(f"backfilling billing_cycle_close from {first.isoformat()} to {window.as_of.isoformat()}"):
-        outcomes = run_backfill(first, window.as_of, grace=window.grace)
-    gc.freeze()
-    for outcome in outcomes:
-        console.print(f"billing_cycle_close run {outcome.run_id}: {outcome.state}")
-    if outcomes and not outcomes[-1].succeeded:
-        fail(f"backfill stopped: {outcomes[-1].run_id} failed in task(s) {', '.join(outcomes[-1].failed_tasks)}")
+        with console.status(f"finding the periods that became closable from {first.isoformat()} to"
+                            f" {window.as_of.isoformat()}"):
+            closes = backfills.plan(first, window.as_of, grace=window.grace)
+    except (ValueError, RunLeaseBusy) as error:
+        fail(str(error), code=2 if isinstance(error, ValueError) else 1)
+    if not closes:
+        console.print("backfill: nothing to run (every period closable in that range is invoiced)")
+        return
+    console.print(
+        f"backfill: {len(closes)} close(s) of billing_cycle_close, {sum(close.periods for close in closes)}"
+        f" period(s), from {closes[0].at:%Y-%m-%d %H:%M} to {closes[-1].at:%Y-%m-%d %H:%M} UTC", highlight=False,
+    )
+    for close in closes:
+        console.print(f"  {close.at:%Y-%m-%d %H:%M} UTC: {close.periods} period(s) of {close.customers}"
+                      " customer(s)", highlight=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("backfilling", total=len(closes))
+
+        def report(close, outcome) -> None:
+            progress.console.print(f"{close.at:%Y-%m-%d %H:%M} UTC: {outcome.run_id} {outcome.state}", highlight=False)
+            progress.advance(bar)
+
+        outcomes = _following_runs(lambda: backfills.backfill(closes, grace=window.grace, on_run=report))
+    if not outcomes[-1].succeeded:
+        _fail_run(outcomes[-1], prefix=f"backfill stopped after {len(outcomes) - 1} of {len(closes)} close(s): ")
     console.print(f"backfill done: {len(outcomes)} close(s)")
 
 
@@ -283,16 +304,34 @@ def _run(dag_id: str, logical_date: datetime, *, conf: dict) -> None:
     from billing.orchestration import run_dag
 
     with console.status(f"running {dag_id} for {logical_date.isoformat()} through Airflow"):
-        try:
-            outcome = run_dag(dag_id, logical_date=logical_date, conf=conf)
-        except LookupError as error:
-            fail(str(error), code=2)
-    # NOTE: skips the ~2.5 s final garbage collection of Airflow's objects at exit.
-    gc.freeze()
+        outcome = _following_runs(lambda: run_dag(dag_id, logical_date=logical_date, conf=conf))
     if not outcome.succeeded:
-        details = "".join(f"\n  {task}: {message}" for task, message in outcome.failure_messages.items())
-        fail(
-            f"{dag_id} run {outcome.run_id} failed in task(s) {', '.join(outcome.failed_tasks)}{details}"
-            f"\n(full log: {outcome.log_path})"
-        )
+        _fail_run(outcome)
     console.print(f"{dag_id} run {outcome.run_id}: success")
+
+
+def _following_runs(runner):
+    """Call `runner`, which runs DAGs through Airflow; each error becomes one line."""
+    from billing.airflow_api import AirflowApiError
+    from billing.orchestration import MetadataBusy
+
+    try:
+        return runner()
+    except LookupError as error:
+        fail(str(error), code=2)
+    except (AirflowApiError, MetadataBusy) as error:
+        fail(str(error))
+    finally:
+        # NOTE: skips the ~2.5 s final garbage collection of Airflow's objects at exit.
+        gc.freeze()
+
+
+def _fail_run(outcome, prefix: str = "") -> None:
+    """One line per failed task with its error, then the tasks that did not run."""
+    details = "".join(f"\n  {task}: {message}" for task, message in outcome.failure_messages.items())
+    if outcome.not_run:
+        details += f"\n  did not run: {', '.join(outcome.not_run)}"
+    fail(
+        f"{prefix}{outcome.dag_id} run {outcome.run_id} failed{details}"
+        + (f"\n(full log: {outcome.log_path})" if outcome.log_path else "")
+    )

@@ -30,12 +30,13 @@ order by drafts.period_end, drafts.period_start, drafts.subscription_id
 INSERT_INVOICE = """
 insert into billing.invoices (
     invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,
-    currency, subtotal_minor, credits_minor, total_minor, status, issued_at
+    currency, subtotal_minor, credits_minor, total_minor, status, issued_at,
+    invoice_date, due_at, issued_by_run, issued_in_backfill
 )
 values (
     %(invoice_id)s, %(invoice_number)s, %(customer_id)s, %(subscription_id)s, %(period_start)s,
     %(period_end)s, %(currency)s, %(subtotal_minor)s, %(credits_minor)s, %(total_minor)s,
-    %(status)s, now()
+    %(status)s, now(), %(invoice_date)s, %(due_at)s, %(issued_by_run)s, %(issued_in_backfill)s
 )
 returning *
 """
@@ -56,8 +57,12 @@ class IssueResult:
     awaiting_charge: int
 
 
-def issue_invoices() -> IssueResult:
-    """Issue every draft that has no invoice yet, in one transaction; returns counts."""
+def issue_invoices(*, issued_by_run: str, backfill: bool = False) -> IssueResult:
+    """Issue every draft that has no invoice yet, in one transaction; returns counts.
+
+    The drafts carry the issuing run's dates (`invoice_date`, `due_at`: they were built for its
+    as_of); the invoices also name the run and whether it was a backfill (SPEC §10).
+    """
     with connect() as connection:
         # NOTE: numbers are count + position; the lock keeps two runs from taking the same numbers.
         connection.execute("lock table billing.invoices in share row exclusive mode")
@@ -66,8 +71,9 @@ def issue_invoices() -> IssueResult:
             return IssueResult(issued=0, awaiting_charge=0)
         [(first_number,)] = connection.execute("select count(*) + 1 from billing.invoices").fetchall()
         credits = CreditBalances.load(connection, sorted({draft["customer_id"] for draft in drafts}))
+        provenance = {"issued_by_run": issued_by_run, "issued_in_backfill": backfill}
         invoices = [
-            _issue(connection, draft, sequence_no=first_number + offset, credits=credits)
+            _issue(connection, {**draft, **provenance}, sequence_no=first_number + offset, credits=credits)
             for offset, draft in enumerate(drafts)
         ]
         connection.execute(COPY_DRAFT_LINES, {"invoice_ids": [invoice["invoice_id"] for invoice in invoices]})
@@ -155,5 +161,6 @@ def invoice_payload(invoice: dict) -> dict:
     return {
         key: invoice[key]
         for key in ("invoice_id", "invoice_number", "customer_id", "subscription_id", "period_start",
-                    "period_end", "currency", "subtotal_minor", "credits_minor", "total_minor", "status")
+                    "period_end", "invoice_date", "due_at", "currency", "subtotal_minor", "credits_minor",
+                    "total_minor", "status")
     }

@@ -1,17 +1,24 @@
-"""Run a project DAG through Airflow in this process, without a scheduler: `dag.test()`.
+"""Run a project DAG through Airflow: a team's Airflow through its REST API when
+`BILLING_AIRFLOW_API_URL` is set (`billing.airflow_api`), else in this process with `dag.test()`.
 
-Airflow keeps its metadata in SQLite under `BILLING_HOME/airflow`, and its logs in
+In-process, Airflow keeps its metadata in SQLite under `BILLING_HOME/airflow`, and its logs in
 `BILLING_HOME/airflow/logs/runs.log` instead of on stdout. Task callables run in this process
 (main thread), so whatever the caller started here, such as a local HTTP server, is reachable.
+One process at a time uses that metadata (`_metadata_lock`): a second `billing` command waits.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
+import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pluggy
 
@@ -29,6 +36,7 @@ class DagRunOutcome:
     failed_tasks: tuple[str, ...]
     failure_messages: dict[str, str] = field(default_factory=dict)  # task id -> "Error: message"
     log_path: Path | None = None  # Airflow's log, with each failed task's traceback
+    not_run: tuple[str, ...] = ()  # tasks that did not run (after a failure, or never started)
 
     @property
     def succeeded(self) -> bool:
@@ -42,7 +50,21 @@ def run_dag(
     conf: dict | None = None,
     dags_folder: Path | str | None = None,
 ) -> DagRunOutcome:
-    """Run every task of `dag_id` once for `logical_date` and wait for the run to finish."""
+    """Run every task of `dag_id` once for `logical_date` and wait for the run to finish.
+
+    A run in which a task did not run is a failure naming that task (SPEC §10), whatever state
+    Airflow gave the run.
+    """
+    from billing import airflow_api
+
+    if airflow_api.configured():
+        return airflow_api.run_dag(dag_id, logical_date=logical_date, conf=conf)
+    with _metadata_lock():
+        return _run_in_process(dag_id, logical_date=logical_date, conf=conf, dags_folder=dags_folder)
+
+
+def _run_in_process(dag_id: str, *, logical_date: datetime, conf: dict | None,
+                    dags_folder: Path | str | None) -> DagRunOutcome:
     folder = Path(dags_folder or os.environ.get(DAGS_FOLDER_ENV) or DAGS_DIR).resolve()
     bag = dag_bag(folder)
     if dag_id not in bag.dags:
@@ -58,17 +80,75 @@ def run_dag(
     # the tasks are idempotent and a re-run after a crash or a fix must redo everything.
     dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
 
-    # NOTE: dag.test() returns normally when tasks failed; the run's state tells.
-    failed = tuple(sorted(ti.task_id for ti in dag_run.get_task_instances(state=["failed"])))
-    errors = _FAILURES.pop(dag_run.run_id, {})
+    # NOTE: dag.test() returns normally when tasks failed, and a run whose tasks Airflow never
+    # started can end "success": each task's own state tells.
+    # (before a DAG's start_date, Airflow creates none of the run's task instances)
+    states = dict.fromkeys(dag.task_ids, "None") | {
+        ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()
+    }
+    return outcome_of(dag_id, dag_run.run_id, states, _FAILURES.pop(dag_run.run_id, {}), log_path=_log_path())
+
+
+def outcome_of(dag_id: str, run_id: str, states: dict[str, str], errors: dict[str, str], *,
+               log_path: Path | None = None) -> DagRunOutcome:
+    """A run's outcome from the states of all its tasks: it succeeded only if every task ran and
+    succeeded (SPEC §10), whatever state Airflow gave the run."""
+    failed = tuple(sorted(task_id for task_id, state in states.items() if state == "failed"))
+    not_run = tuple(sorted(task_id for task_id, state in states.items() if state not in ("success", "failed")))
     return DagRunOutcome(
         dag_id=dag_id,
-        run_id=dag_run.run_id,
-        state=str(getattr(dag_run.state, "value", dag_run.state)),
+        run_id=run_id,
+        state="failed" if failed or not_run else "success",
         failed_tasks=failed,
-        failure_messages={task_id: errors[task_id] for task_id in failed if task_id in errors},
-        log_path=_log_path(),
+        failure_messages={task_id: errors.get(task_id, "failed") for task_id in failed},
+        log_path=log_path,
+        not_run=not_run,
     )
+
+
+# How often a busy metadata lock is tried again.
+_LOCK_POLL_S = 1.0
+
+
+@contextmanager
+def _metadata_lock() -> Iterator[None]:
+    """Hold `BILLING_HOME/airflow/.lock` while this process uses the SQLite metadata.
+
+    NOTE: two processes running dag.test() on one SQLite metadata DB crash each other (a
+    concurrent migration; a re-run deleting the other's run). The second waits, then fails with
+    one line, after BILLING_RUN_LEASE_WAIT, as a second run waits for the warehouse's lease.
+    """
+    from billing.settings import run_lease_wait
+
+    path = billing_home() / "airflow" / ".lock"
+    path.parent.mkdir(exist_ok=True)
+    deadline = time.monotonic() + run_lease_wait().total_seconds()
+    with path.open("a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.seek(0)
+                    raise MetadataBusy(
+                        f"another billing command ({lock.read().strip() or 'unknown'}) has been running DAGs"
+                        f" on {path.parent} for over {run_lease_wait()}; wait for it to end, or raise"
+                        " BILLING_RUN_LEASE_WAIT"
+                    ) from None
+                time.sleep(_LOCK_POLL_S)
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}: {' '.join(sys.argv)}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class MetadataBusy(RuntimeError):
+    """Another process kept the in-process Airflow metadata for longer than a run may wait."""
 
 
 def _log_path() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -24,3 +25,23 @@ def billing_home() -> Path:
 def configured_warehouse_url() -> str | None:
     """`BILLING_WAREHOUSE_URL` when the operator points us at their own PostgreSQL."""
     return os.environ.get("BILLING_WAREHOUSE_URL") or None
+
+
+def run_lease_ttl() -> timedelta:
+    """How long a run's lease outlives its last renewal (`BILLING_RUN_LEASE_TTL`): a crashed run's hold."""
+    return _duration("BILLING_RUN_LEASE_TTL", "10 minutes")
+
+
+def run_lease_wait() -> timedelta:
+    """How long a run waits for another run's lease before failing (`BILLING_RUN_LEASE_WAIT`)."""
+    return _duration("BILLING_RUN_LEASE_WAIT", "30 minutes")
+
+
+def _duration(variable: str, default: str) -> timedelta:
+    from billing.window import parse_duration
+
+    try:
+        amount, unit = parse_duration(os.environ.get(variable) or default).split()
+    except ValueError as error:
+        raise ValueError(f"{variable}: {error}") from None
+    return timedelta(**{unit: int(amount)})

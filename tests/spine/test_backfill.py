@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from billing.backfill import backfill
+from billing.backfill import backfill, plan
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse
@@ -38,7 +38,11 @@ def test_backfill_closes_three_months_in_order_and_a_rerun_issues_nothing(wareho
               for row in usage("utc_co", "api_call", [100 * int(day[6])], day, f"u{day}")]
     load_events(write_csv(tmp_path / "events.csv", events), show_progress=False)
 
-    outcomes = backfill(START, END, grace="1 hours")
+    closes = plan(START, END, grace="1 hours")
+    assert [(close.at.isoformat(), close.periods) for close in closes] == [
+        ("2026-05-01T01:00:00+00:00", 1), ("2026-06-01T01:00:00+00:00", 1), ("2026-07-01T01:00:00+00:00", 1),
+    ]
+    outcomes = backfill(closes, grace="1 hours")
     assert [outcome.state for outcome in outcomes] == ["success"] * 3
     assert query("select invoice_number, subscription_id, period_start::date::text, total_minor"
                  " from billing.invoices order by 1") == [
@@ -47,5 +51,5 @@ def test_backfill_closes_three_months_in_order_and_a_rerun_issues_nothing(wareho
         ("INV-000003", "s_utc", "2026-06-01", 1_600),
     ]
 
-    assert backfill(START, END, grace="1 hours") == []
+    assert plan(START, END, grace="1 hours") == []
     assert query("select count(*) from billing.invoices") == [(3,)]

@@ -19,6 +19,7 @@ renamed as (
         upper(currency) as currency,
         timezone,
         collection_method,
+        net_terms_days,
 
         ---------- timestamps
         created_at

@@ -170,3 +170,48 @@ create table if not exists billing.quality_acknowledgements (
     acknowledged_at timestamptz not null default now(),
     primary key (gate, check_name, as_of)
 );
+
+-- Runs that build models or move money (billing.runs, SPEC §10): one row per run that asked for
+-- the warehouse's lease, whoever orchestrated it; the lease (at most one row) names the run that
+-- holds it. See plugins/billing/runs.py.
+create table if not exists billing.runs (
+    -- the id of the run's begin_run task instance (or a CLI command's own id): unique per run,
+    -- where two orchestrators could give two runs the same run_id
+    run_token text primary key,
+    dag_id text not null,
+    run_id text not null,
+    as_of timestamptz not null,
+    backfill boolean not null default false,
+    requested_at timestamptz not null default now(),
+    seen_at timestamptz not null default now(),
+    acquired_at timestamptz,
+    released_at timestamptz,
+    outcome text check (outcome in ('succeeded', 'failed', 'gave_up', 'expired'))
+);
+
+create table if not exists billing.run_lease (
+    lease text primary key default 'warehouse' check (lease = 'warehouse'),
+    run_token text not null unique references billing.runs,
+    expires_at timestamptz not null
+);
+
+-- Invoice provenance (SPEC §10): the issuing run's as_of as a date in the customer's timezone, the
+-- due date (invoice_date + the customer's net_terms_days, at local midnight), and the run.
+alter table billing.invoices add column if not exists invoice_date date;
+alter table billing.invoices add column if not exists due_at timestamptz;
+-- null on invoices issued before runs were recorded
+alter table billing.invoices add column if not exists issued_by_run text;
+alter table billing.invoices add column if not exists issued_in_backfill boolean not null default false;
+-- upgrade: invoices issued before these columns existed are dated by their issue time, due at once
+update billing.invoices
+set invoice_date = (invoices.issued_at at time zone customers.timezone)::date,
+    due_at = ((invoices.issued_at at time zone customers.timezone)::date)::timestamp
+        at time zone customers.timezone
+from (
+    select invoices.invoice_id, coalesce(raw_customers.timezone, 'UTC') as timezone
+    from billing.invoices
+    left join raw.customers as raw_customers using (customer_id)
+) as customers
+where invoices.invoice_id = customers.invoice_id and invoices.invoice_date is null;
+alter table billing.invoices alter column invoice_date set not null;
+alter table billing.invoices alter column due_at set not null;

@@ -61,7 +61,12 @@ final as (
         plans.currency,
         customers.collection_method,
         coalesce(line_totals.count_lines, 0)::int as count_lines,
-        coalesce(line_totals.subtotal_minor, 0)::bigint as subtotal_minor
+        coalesce(line_totals.subtotal_minor, 0)::bigint as subtotal_minor,
+        -- SPEC §10: the issuing run's as_of as a date in the customer's timezone, and due
+        -- net_terms_days later at local midnight
+        invoice_dates.invoice_date,
+        (invoice_dates.invoice_date + customers.net_terms_days)::timestamp
+            at time zone customers.timezone as due_at
 
     from closed_periods
 
@@ -70,6 +75,10 @@ final as (
 
     inner join customers
         on closed_periods.customer_id = customers.customer_id
+
+    cross join lateral (
+        select ({{ as_of() }} at time zone customers.timezone)::date as invoice_date
+    ) as invoice_dates
 
     left join line_totals
         on {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}

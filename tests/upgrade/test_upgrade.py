@@ -1,0 +1,80 @@
+"""`billing init` upgrades a warehouse made by an earlier main without losing anything.
+
+`warehouse_at_6993324.sql` is `pg_dump --inserts -n raw -n billing` of a warehouse made by main at
+6993324 (`billing init`, a catalog, two events, `billing close-cycles --as-of
+2026-03-01T02:00:00Z`): two invoices issued at 2026-12-03 20:27:30 UTC, one charge. It is restored
+into a database of its own on the session's server, upgraded by the `billing init` command, and
+compared with what it held.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+DUMP = Path(__file__).with_name("warehouse_at_6993324.sql")
+DATABASE = "billing_upgrade_from_6993324"
+KEPT = {
+    "invoices": "select invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,"
+                " currency, subtotal_minor, credits_minor, total_minor, status, issued_at"
+                " from billing.invoices order by invoice_number",
+    "invoice_lines": "select * from billing.invoice_lines order by invoice_id, line_no",
+    "charge_attempts": "select * from billing.charge_attempts order by idempotency_key",
+    "webhook_events": "select * from billing.webhook_events order by event_id",
+    "customers": "select customer_id, name, email, currency, timezone, collection_method, payment_method_id,"
+                 " created_at from raw.customers order by customer_id",
+    "usage_events": "select * from raw.usage_events order by reference",
+}
+
+
+@pytest.fixture
+def old_warehouse(warehouse: str) -> str:
+    """A database holding the old warehouse; dropped afterwards."""
+    server = warehouse.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"drop database if exists {DATABASE}")
+        admin.execute(f"create database {DATABASE}")
+    url = f"{server}/{DATABASE}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(DUMP.read_text())
+    yield url
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"drop database {DATABASE} with (force)")
+
+
+def _read(url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(url) as connection:
+        return {name: connection.execute(sql).fetchall() for name, sql in KEPT.items()}
+
+
+def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehouse: str) -> None:
+    before = _read(old_warehouse)
+    assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
+
+    init = subprocess.run(
+        [str(Path(sys.executable).with_name("billing")), "init"], capture_output=True, text=True,
+        env={**os.environ, "BILLING_WAREHOUSE_URL": old_warehouse}, timeout=300,
+    )
+
+    assert init.returncode == 0, init.stderr
+    assert _read(old_warehouse) == before
+    with psycopg.connect(old_warehouse) as connection:
+        connection.execute("set timezone = 'UTC'")
+        # issued at 20:27 UTC on Dec 3: Dec 4 in Tokyo; due at once (no net terms), at local midnight
+        assert connection.execute(
+            "select invoice_number, invoice_date::text, due_at, issued_by_run, issued_in_backfill"
+            " from billing.invoices order by invoice_number"
+        ).fetchall() == [
+            ("INV-000001", "2026-12-04", datetime(2026, 12, 3, 15, tzinfo=timezone.utc), None, False),
+            ("INV-000002", "2026-12-03", datetime(2026, 12, 3, tzinfo=timezone.utc), None, False),
+        ]
+        assert connection.execute(
+            "select customer_id, net_terms_days from raw.customers order by 1"
+        ).fetchall() == [("tokyo_co", 0), ("utc_co", 0)]
+        assert connection.execute("select count(*) from billing.runs").fetchone() == (0,)
