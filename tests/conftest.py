@@ -1,7 +1,9 @@
 """One embedded warehouse for the whole test session, under a temporary BILLING_HOME.
 
 Every test that touches the warehouse shares it; tests that need a clean slate call
-`reset_warehouse()`, which empties the tables instead of starting a new server.
+`reset_warehouse()`, which empties the tables instead of starting a new server. Under
+pytest-xdist each worker is a session of its own (its own BILLING_HOME and warehouse), and runs
+whole modules: tests of a module may build on each other's state.
 """
 
 from __future__ import annotations
@@ -12,6 +14,17 @@ import sys
 from pathlib import Path
 
 import pytest
+
+
+# Modules that share a session fixture too costly to start twice (a real Airflow scheduler and
+# api-server, tests/airflow_cluster.py) run on one worker.
+SHARED_WORKER = {"test_airflow_backfill.py": "airflow_cluster", "test_airflow_api.py": "airflow_cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = SHARED_WORKER.get(item.path.name, str(item.path))
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
