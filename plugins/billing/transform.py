@@ -40,7 +40,7 @@ INCREMENTAL_FOLDERS = ("models/intermediate/events", "models/intermediate/usage"
 
 # The layout of the incremental models' state, kept in the checkpoint. Bump it when a change to
 # those models cannot continue from what an earlier version left: the next build rebuilds from raw.
-USAGE_STATE_FORMAT = 2
+USAGE_STATE_FORMAT = 3
 
 INTERMEDIATE_SCHEMA = "billing_intermediate"
 # NOTE: one dbt invocation at a time on this warehouse: two concurrent runs of an incremental model

@@ -186,6 +186,9 @@ validated as (
             when occurred_at > ingested_at + interval '5 minutes'
                 then 'future_timestamp'
             when value is null and is_value_read then 'invalid_value'
+            -- a value no invoice can hold: NaN, ±Infinity (PostgreSQL orders NaN
+            -- above every number) or a magnitude beyond max_event_value
+            when abs(value) > {{ var('max_event_value') }} then 'invalid_value'
             when value < 0 and aggregation != 'weighted_sum'
                 then 'invalid_value'
             when aggregation = 'time_duration' and value not in (0, 1)
