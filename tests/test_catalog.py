@@ -65,6 +65,14 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     (("started_at: \"2026-06-01T00:00:00+02:00\"", "started_at: \"2026-06-01\""), "needs a UTC offset"),
     (("base_fee: 19.99", "base_fee: lots"), "expected a number"),
     (("    name: Tiered\n", ""), "plans[0]: 'name' is required"),
+    # a key given twice: YAML would keep the last, changing the price without a word
+    (("    base_fee: 19.99\n", "    base_fee: 19.99\n    base_fee: 1999\n"),
+     "key 'base_fee' is given twice (lines 9 and 10)"),
+    # an entry given twice: the upsert would merge the two into one row
+    (("collection_method: request_payment}\n",
+      "collection_method: request_payment}\n  - {customer_id: c1, name: C Again, currency: eur,"
+      " collection_method: auto_charge}\n"),
+     "customers[1] (line 19): customer_id 'c1' is given again; first at customers[0] (line 18)"),
 ])
 def test_invalid_catalog_is_refused_with_its_place_and_nothing_written(warehouse, tmp_path, change, message):
     reset_warehouse()
@@ -82,3 +90,19 @@ def test_cli_reports_every_problem_without_a_traceback(warehouse, tmp_path):
     assert "meters[0].aggregation: 'median' is not one of" in refused.stderr
     assert "plans[0].interval: 'week' is not one of month, year" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_an_upsert_sets_the_fields_given_and_null_clears_one(warehouse, tmp_path):
+    reset_warehouse()
+    ended = VALID.replace('started_at: "2026-06-01T00:00:00+02:00"}',
+                          'started_at: "2026-06-01T00:00:00+02:00", ended_at: "2026-09-01T00:00:00Z"}')
+    apply_catalog(write(tmp_path, ended))
+    assert query("select ended_at::text from raw.subscriptions") == [("2026-09-01 00:00:00+00",)]
+
+    # left out: kept as stored (a file may update a few fields of a row)
+    apply_catalog(write(tmp_path, VALID))
+    assert query("select ended_at::text from raw.subscriptions") == [("2026-09-01 00:00:00+00",)]
+
+    # given as null: cleared
+    apply_catalog(write(tmp_path, ended.replace('ended_at: "2026-09-01T00:00:00Z"', "ended_at: null")))
+    assert query("select ended_at from raw.subscriptions") == [(None,)]

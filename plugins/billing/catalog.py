@@ -3,7 +3,9 @@
 A catalog file has one list per section: meters, plans (each with its `charges`, each charge with
 its `tiers`), customers, subscriptions, credit_grants, webhook_endpoints. Every row is checked
 before anything is written; on any error nothing is written and every problem is reported with
-its place in the file (`plans[0].charges[1].tiers: …`).
+its place in the file (`plans[0].charges[1].tiers: …`). A key given twice, or two entries with one
+id, are refused (YAML and the upsert would silently keep one). An upsert sets the fields an entry
+gives; a field left out keeps its stored value, and `null` clears it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Row:
     table: str
     where: str
     values: dict[str, Any]
+    line: int | None = None  # where the entry starts in the file
 
 
 def apply_catalog(path: Path) -> dict[str, int]:
@@ -89,6 +92,7 @@ def parse_catalog(path: Path) -> list[Row]:
         problems.extend(_check_row(row))
     problems.extend(_check_charges(rows))
     problems.extend(_check_meters_and_grants(rows))
+    problems.extend(_check_unique_keys(rows))
     if problems:
         raise CatalogError(problems)
     return rows
@@ -106,14 +110,14 @@ def _flatten(document: dict, problems: list[str]):
                 problems.append(f"{where}: expected a mapping")
                 continue
             if section != "plans":
-                yield Row(SECTIONS[section], where, entry)
+                yield Row(SECTIONS[section], where, entry, _line(entry))
                 continue
             plan = {key: value for key, value in entry.items() if key != "charges"}
-            yield Row("plans", where, plan)
+            yield Row("plans", where, plan, _line(entry))
             for charge_index, charge in enumerate(entry.get("charges") or []):
                 charge_where = f"{where}.charges[{charge_index}]"
                 tiers = charge.pop("tiers", None) or []
-                yield Row("plan_charges", charge_where, {"plan_id": plan.get("plan_id"), **charge})
+                yield Row("plan_charges", charge_where, {"plan_id": plan.get("plan_id"), **charge}, _line(charge))
                 for tier_index, tier in enumerate(tiers):
                     yield Row(
                         "plan_charge_tiers",
@@ -121,6 +125,28 @@ def _flatten(document: dict, problems: list[str]):
                         {"plan_id": plan.get("plan_id"), "event_name": charge.get("event_name"),
                          "tier": tier_index + 1, **tier},
                     )
+
+
+def _check_unique_keys(rows: list[Row]) -> list[str]:
+    """One entry per primary key: a second would silently merge into the first on upsert."""
+    problems, first = [], {}
+    for row in rows:
+        key = (row.table, *(row.values.get(column) for column in contracts()[row.table].primary_key))
+        if key in first:
+            earlier = first[key]
+            shown = ", ".join(f"{column} {row.values.get(column)!r}" for column in contracts()[row.table].primary_key)
+            problems.append(f"{_place(row)}: {shown} is given again; first at {_place(earlier)}")
+        else:
+            first[key] = row
+    return problems
+
+
+def _place(row: Row) -> str:
+    return row.where if row.line is None else f"{row.where} (line {row.line})"
+
+
+def _line(entry: Any) -> int | None:
+    return getattr(entry, "line", None)
 
 
 def _check_row(row: Row) -> list[str]:
@@ -352,10 +378,36 @@ def _timezones() -> set[str]:
     return available_timezones() | {"UTC"}
 
 
+class _Mapping(dict):
+    """A YAML mapping that knows the line it starts on."""
+
+    line: int
+
+
 class _DecimalLoader(yaml.SafeLoader):
-    """YAML with exact numbers: `0.001` is Decimal('0.001'), never a float."""
+    """YAML with exact numbers (`0.001` is Decimal('0.001'), never a float), mappings that know
+    their line, and a key given twice refused (YAML would keep the last without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"key '{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        mapping = _Mapping(super().construct_mapping(node, deep=deep))
+        mapping.line = node.start_mark.line + 1
+        return mapping
 
 
 _DecimalLoader.add_constructor(
     "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", ""))
+)
+# NOTE: SafeLoader's own map constructor copies the mapping into a plain dict, losing its line.
+_DecimalLoader.add_constructor(
+    "tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True)
 )
