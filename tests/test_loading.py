@@ -49,3 +49,27 @@ def test_malformed_json_lines_are_refused_with_their_line(warehouse, tmp_path):
     path.write_text('{"reference": "e1"}\n{"reference": "e2", "colour": "red"}\n')
     assert "line 2: unknown field(s) colour" in run_cli("load", "events", str(path), check=False).stderr
     assert query("select count(*) from raw.usage_events") == [(0,)]
+
+
+def test_csv_header_and_row_errors_are_one_line_with_the_files_line(warehouse, tmp_path):
+    reset_warehouse()
+    cases = {
+        "latin1.csv": ("reference,customer_id,event_name,valu\xe9\n".encode("latin-1"),
+                       "line 1: the header is not UTF-8 text"),
+        "twice.csv": (b"reference,customer_id,value,value\ne1,c1,1,2\n",
+                      "line 1: column(s) value given more than once"),
+        # line 4 has a field too many: the line is the file's, not the 777 in the row's data
+        "data_777.csv": ((CSV_HEADER + "e1,c1,api_call,1,2026-06-01T00:00:00Z\n" * 2
+                          + "e3,c1,api_call,777,2026-06-01T00:00:00Z,more\n").encode(),
+                         "line 4: extra data after last expected column"),
+        "empty_ingested_at.csv": (b"reference,customer_id,event_name,value,occurred_at,ingested_at\n"
+                                  b"e1,c1,api_call,1,2026-06-01T00:00:00Z,\n",
+                                  'line 2: null value in column "ingested_at"'),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        refused = run_cli("load", "events", str(tmp_path / name), check=False)
+        assert refused.returncode == 1, (name, refused.stdout)
+        assert message in refused.stderr, (name, refused.stderr)
+        assert "Traceback" not in refused.stderr, (name, refused.stderr)
+    assert query("select count(*) from raw.usage_events") == [(0,)]

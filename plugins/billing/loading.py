@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from array import array
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,10 +51,16 @@ def load_events(path: Path, *, show_progress: bool = True) -> LoadResult:
 
 def _load_csv(connection: psycopg.Connection, handle: IO[bytes], advance) -> int:
     header_line = handle.readline()
-    header = next(csv.reader([header_line.decode("utf-8-sig")]), [])
+    try:
+        header = next(csv.reader([header_line.decode("utf-8-sig")]), [])
+    except UnicodeDecodeError:
+        raise LoadError("line 1: the header is not UTF-8 text") from None
     unknown = [name for name in header if name not in EVENT_COLUMNS]
     if not header or unknown:
         raise LoadError(f"line 1: unknown column(s) {unknown or header}; expected some of {', '.join(EVENT_COLUMNS)}")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise LoadError(f"line 1: column(s) {', '.join(repeated)} given more than once")
     # NOTE: the header goes to COPY too, so PostgreSQL's line numbers are the file's line numbers.
     statement = _copy_statement(header, "(format csv, header true)")
     cursor = connection.cursor()
@@ -64,7 +71,7 @@ def _load_csv(connection: psycopg.Connection, handle: IO[bytes], advance) -> int
             while chunk := handle.read(CHUNK_BYTES):
                 copy.write(chunk)
                 advance(len(chunk))
-    except psycopg.DataError as error:
+    except (psycopg.DataError, psycopg.IntegrityError) as error:
         raise LoadError(_copy_error_message(error, line_of_row=None)) from None
     return cursor.rowcount
 
@@ -76,7 +83,7 @@ def _load_json_lines(connection: psycopg.Connection, handle: IO[bytes], advance)
             for line_no, event in _json_events(handle, advance):
                 file_lines.append(line_no)
                 copy.write_row(event)
-    except psycopg.DataError as error:
+    except (psycopg.DataError, psycopg.IntegrityError) as error:
         raise LoadError(_copy_error_message(error, line_of_row=file_lines)) from None
     return len(file_lines)
 
@@ -125,11 +132,10 @@ def _copy_error_message(error: psycopg.Error, *, line_of_row: array | None) -> s
     """PostgreSQL's COPY error as 'line N: reason (column c)' in terms of the file's lines."""
     context = error.diag.context or ""
     reason = error.diag.message_primary or str(error)
-    line = None
-    for part in context.replace(",", " ").split():
-        if part.isdigit():
-            line = int(part)
-            break
+    # NOTE: the context is 'COPY usage_events, line 4, column value: "777"': the number after
+    # "line", never one from the row's data.
+    found = re.search(r"\bline (\d+)", context)
+    line = int(found.group(1)) if found else None
     if line is not None and line_of_row is not None:
         line = line_of_row[line - 1]
     column = context.split("column ", 1)[1].split(":", 1)[0] if "column " in context else None
