@@ -73,6 +73,16 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
       "collection_method: request_payment}\n  - {customer_id: c1, name: C Again, currency: eur,"
       " collection_method: auto_charge}\n"),
      "customers[1] (line 19): customer_id 'c1' is given again; first at customers[0] (line 18)"),
+    (("base_fee: 19.99", "base_fee: .inf"), ".inf is not a finite number"),
+    (("      - event_name: api_call\n        pricing_model: graduated\n", "      - per_unit api_call\n"
+      "      - event_name: api_call\n        pricing_model: graduated\n"),
+     "plans[0].charges[0]: expected a mapping, got 'per_unit api_call'"),
+    (("        tiers:\n          - {up_to: 10000, unit_price: 0.02}\n          - {up_to: 50000, unit_price: 0.01}\n"
+      "          - {up_to: null, unit_price: 0.005}\n", "        tiers: {up_to: null, unit_price: 0.005}\n"),
+     "plans[0].charges[0].tiers: expected a list of mappings"),
+    (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
+      " secret: 'whsec_not*base64!'}\ncustomers:\n"),
+     "webhook_endpoints[0].secret: not a Standard Webhooks secret (whsec_ then base64)"),
 ])
 def test_invalid_catalog_is_refused_with_its_place_and_nothing_written(warehouse, tmp_path, change, message):
     reset_warehouse()

@@ -73,3 +73,14 @@ def test_csv_header_and_row_errors_are_one_line_with_the_files_line(warehouse, t
         assert message in refused.stderr, (name, refused.stderr)
         assert "Traceback" not in refused.stderr, (name, refused.stderr)
     assert query("select count(*) from raw.usage_events") == [(0,)]
+
+
+def test_a_json_value_of_5000_digits_loads_exactly(warehouse, tmp_path):
+    reset_warehouse()
+    digits = "9" * 5000
+    (tmp_path / "huge.jsonl").write_text(
+        f'{{"reference": "huge", "customer_id": "c1", "event_name": "api_call", "value": {digits},'
+        ' "occurred_at": "2026-06-01T00:00:00Z"}\n'
+    )
+    assert "loaded 1 events" in run_cli("load", "events", str(tmp_path / "huge.jsonl")).stdout
+    assert query("select value = %s::numeric from raw.usage_events", digits) == [(True,)]

@@ -10,6 +10,7 @@ gives; a field left out keeps its stored value, and `null` clears it.
 
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from zoneinfo import available_timezones
 
 import yaml
 from psycopg import sql
+from standardwebhooks import Webhook
 
 from billing.contracts import Column, contracts
 from billing.money import minor_units
@@ -114,9 +116,19 @@ def _flatten(document: dict, problems: list[str]):
                 continue
             plan = {key: value for key, value in entry.items() if key != "charges"}
             yield Row("plans", where, plan, _line(entry))
-            for charge_index, charge in enumerate(entry.get("charges") or []):
+            charges = entry.get("charges") or []
+            if not isinstance(charges, list):
+                problems.append(f"{where}.charges: expected a list")
+                continue
+            for charge_index, charge in enumerate(charges):
                 charge_where = f"{where}.charges[{charge_index}]"
+                if not isinstance(charge, dict):
+                    problems.append(f"{charge_where}: expected a mapping, got {charge!r}")
+                    continue
                 tiers = charge.pop("tiers", None) or []
+                if not isinstance(tiers, list) or not all(isinstance(tier, dict) for tier in tiers):
+                    problems.append(f"{charge_where}.tiers: expected a list of mappings ({{up_to, unit_price}})")
+                    tiers = []
                 yield Row("plan_charges", charge_where, {"plan_id": plan.get("plan_id"), **charge}, _line(charge))
                 for tier_index, tier in enumerate(tiers):
                     yield Row(
@@ -224,6 +236,11 @@ def _check_charges(rows: list[Row]) -> list[str]:
 def _check_meters_and_grants(rows: list[Row]) -> list[str]:
     problems = []
     for row in rows:
+        if row.table == "webhook_endpoints" and isinstance(row.values.get("secret"), str):
+            try:
+                Webhook(row.values["secret"])  # as delivery will sign with it (Standard Webhooks)
+            except (binascii.Error, ValueError):
+                problems.append(f"{row.where}.secret: not a Standard Webhooks secret (whsec_ then base64)")
         if row.table == "meters" and row.values.get("aggregation") in {"count_unique", "time_duration"}:
             if not row.values.get("property"):
                 problems.append(f"{row.where}: aggregation {row.values['aggregation']} needs 'property'")
@@ -404,9 +421,14 @@ class _DecimalLoader(yaml.SafeLoader):
         return mapping
 
 
-_DecimalLoader.add_constructor(
-    "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", ""))
-)
+def _construct_decimal(loader: _DecimalLoader, node) -> Decimal:
+    text = loader.construct_scalar(node).replace("_", "")
+    if text.lower().lstrip("+-") in {".inf", ".nan"}:
+        raise yaml.constructor.ConstructorError(None, None, f"{text} is not a finite number", node.start_mark)
+    return Decimal(text)
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 # NOTE: SafeLoader's own map constructor copies the mapping into a plain dict, losing its line.
 _DecimalLoader.add_constructor(
     "tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True)

@@ -94,8 +94,9 @@ def _json_events(handle: IO[bytes], advance) -> Iterator[tuple[int, tuple]]:
         if not raw_line.strip():
             continue
         try:
-            # NOTE: Decimal, so that `value` reaches its numeric column exactly (no floats).
-            event = json.loads(raw_line, parse_float=Decimal)
+            # NOTE: Decimal, so that `value` reaches its numeric column exactly (no floats), and an
+            # integer of any length parses (Python's int stops at 4300 digits).
+            event = json.loads(raw_line, parse_float=Decimal, parse_int=Decimal)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise LoadError(f"line {line_no}: not valid JSON ({error})") from None
         if not isinstance(event, dict):
