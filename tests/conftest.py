@@ -21,6 +21,8 @@ import pytest
 SHARED_WORKER = {"test_airflow_backfill.py": "airflow_cluster", "test_airflow_api.py": "airflow_cluster"}
 
 
+# NOTE: tryfirst: xdist reads the group marks in its own modifyitems hook, which must come after.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = SHARED_WORKER.get(item.path.name, str(item.path))
