@@ -195,7 +195,8 @@ def _prune_orphans(parent: Path) -> None:
         link = Path(record.read_text()) / SERVER_LINK
         in_use = link.is_symlink() and link.resolve() == server_dir
         if not in_use and _running_port(server_dir / "postgres") is None:
-            shutil.rmtree(server_dir)
+            # NOTE: another process (a parallel test worker) may be pruning the same directory.
+            shutil.rmtree(server_dir, ignore_errors=True)
 
 
 def _bin_dir(server_dir: Path, user: str | None) -> Path:
