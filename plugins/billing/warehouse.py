@@ -189,13 +189,16 @@ def _prune_orphans(parent: Path) -> None:
     """Remove the server directories in `parent` whose BILLING_HOME no longer links to them
     (deleted with pytest's old temp dirs), unless a server still runs on one."""
     for server_dir in parent.glob(f"{SERVER_DIR_PREFIX}*"):
-        record = server_dir / "home"
-        if server_dir.is_symlink() or server_dir.stat().st_uid != 0 or not record.is_file():
+        # NOTE: another process (a parallel test worker) may be pruning the same directories.
+        try:
+            record = server_dir / "home"
+            if server_dir.is_symlink() or server_dir.stat().st_uid != 0 or not record.is_file():
+                continue
+            link = Path(record.read_text()) / SERVER_LINK
+        except FileNotFoundError:
             continue
-        link = Path(record.read_text()) / SERVER_LINK
         in_use = link.is_symlink() and link.resolve() == server_dir
         if not in_use and _running_port(server_dir / "postgres") is None:
-            # NOTE: another process (a parallel test worker) may be pruning the same directory.
             shutil.rmtree(server_dir, ignore_errors=True)
 
 
