@@ -168,3 +168,13 @@ def test_a_warehouse_made_in_place_keeps_its_data_when_its_home_turns_private(pr
     billing = Billing(home, private_site)
     assert _query_then_stop(billing, "select answer from kept") == "42"
     assert _modes(private_site, home) == before
+
+
+def test_psql_opens_on_the_warehouse_without_a_warning(warehouse):
+    environment = {name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("billing")), "warehouse", "psql"],
+        input="select 41 + 1 as answer;\n", capture_output=True, text=True, env=environment, timeout=120,
+    )
+    assert (completed.returncode, completed.stderr) == (0, "")
+    assert " answer \n--------\n     42\n(1 row)" in completed.stdout

