@@ -84,8 +84,15 @@ def test_quality_config_defaults_overrides_and_typos(tmp_path: Path, monkeypatch
     assert (bounds.max_value, bounds.has("max_value"), bounds.has("min_value")) == (Decimal("5E+6"), True, False)
 
     path.write_text("closing_events:\n  volume: {min_raito: 0.5}\n")
-    with pytest.raises(QualityConfigError, match="unknown key.*min_raito"):
+    with pytest.raises(QualityConfigError, match=r"closing_events\.volume \(line 2\): unknown key 'min_raito'"):
         load_quality_config(path)
+    path.write_text("closing_events:\n  max_reject_rate: .nan\n  volume:\n    history_periods: 0\n")
+    with pytest.raises(QualityConfigError) as refused:
+        load_quality_config(path)
+    assert str(refused.value) == (
+        f"{path}: closing_events.max_reject_rate (line 2): Input should be a finite number, got NaN; "
+        "closing_events.volume.history_periods (line 4): Input should be greater than or equal to 1, got 0"
+    )
     monkeypatch.setenv("BILLING_QUALITY_CONFIG", str(tmp_path / "missing.yml"))
     with pytest.raises(QualityConfigError, match="does not exist"):
         load_quality_config()

@@ -125,8 +125,6 @@ def results(
 @app.command("config")
 def config() -> None:
     """Print the thresholds in force (the file's values over the defaults) and where they came from."""
-    from dataclasses import asdict
-
     from billing.quality.config import QualityConfigError, config_path, load_quality_config
 
     try:
@@ -135,4 +133,4 @@ def config() -> None:
         _fail(str(error))
     source = str(loaded.path) if loaded.path else f"defaults (no {config_path()})"
     console.print(f"# from {source}", highlight=False)
-    console.print_json(json.dumps(asdict(loaded.closing_events), default=str))
+    console.print_json(json.dumps(loaded.closing_events.model_dump(), default=str))
