@@ -54,17 +54,27 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (("aggregation: sum", "aggregation: median"), "'median' is not one of"),
-    (("pricing_model: graduated", "pricing_model: tiered"), "'tiered' is not one of"),
-    (("{up_to: null, unit_price: 0.005}", "{up_to: 90000, unit_price: 0.005}"), "last tier must be unbounded"),
-    (("{up_to: 50000, unit_price: 0.01}", "{up_to: 5000, unit_price: 0.01}"), "up_to must increase"),
-    (("currency: eur", "currency: usd"), "plan 'tiered' bills in EUR but customer 'c1' pays in USD"),
-    (("Europe/Berlin", "Europe/Atlantis"), "'Europe/Atlantis' is not an IANA timezone"),
-    (("currency: EUR", "currency: EURO"), "'EURO' is not a supported ISO 4217 currency"),
-    (("- event_name: api_call\n", "- event_name: api_calls\n"), "unknown meter 'api_calls'"),
-    (("started_at: \"2026-06-01T00:00:00+02:00\"", "started_at: \"2026-06-01\""), "needs a UTC offset"),
-    (("base_fee: 19.99", "base_fee: lots"), "expected a number"),
-    (("    name: Tiered\n", ""), "plans[0]: 'name' is required"),
+    (("aggregation: sum", "aggregation: median"), "meters[0].aggregation (line 3): Input should be 'count', 'sum',"),
+    (("pricing_model: graduated", "pricing_model: tiered"), "plans[0].charges[0].pricing_model (line 12): Input should"
+     " be 'per_unit', 'graduated', 'volume', 'package' or 'percentage', got 'tiered'"),
+    # the contracts' table rules, judged on the rows as written, reported at the offending entry
+    (("{up_to: null, unit_price: 0.005}", "{up_to: 90000, unit_price: 0.005}"),
+     "plans[0].charges[0].tiers[2] (line 16): rule last_tier_is_unbounded"),
+    (("{up_to: 50000, unit_price: 0.01}", "{up_to: 5000, unit_price: 0.01}"),
+     "plans[0].charges[0].tiers[1] (line 15): rule tiers_are_ordered"),
+    (("currency: eur", "currency: usd"), "subscriptions[0] (line 20): rule plan_currency_is_the_customers"),
+    (("aggregation: sum}", "aggregation: count_unique}"), "meters[0] (line 3): rule property_is_named_where_read"),
+    (("aggregation: sum}", "aggregation: time_duration, property: ' '}"),
+     "meters[0] (line 3): rule property_is_named_where_read"),
+    (("Europe/Berlin", "Europe/Atlantis"), "customers[0].timezone (line 18): 'Europe/Atlantis' is not an IANA timezone"),
+    (("currency: EUR", "currency: EURO"), "plans[0].currency (line 7): 'EURO' is not a supported ISO 4217 currency"),
+    (("- event_name: api_call\n", "- event_name: api_calls\n"),
+     "plans[0].charges[0].event_name (line 11): unknown meter 'api_calls'"),
+    (("started_at: \"2026-06-01T00:00:00+02:00\"", "started_at: \"2026-06-01\""),
+     "subscriptions[0].started_at (line 20): Input should have timezone info, got '2026-06-01'"),
+    (("base_fee: 19.99", "base_fee: lots"), "plans[0].base_fee (line 9): Input should be a valid decimal, got 'lots'"),
+    (("    name: Tiered\n", ""), "plans[0] (line 5): 'name' is required"),
+    (("aggregation: sum}", "aggregation: sum, unit: calls, colour: red}"), "meters[0] (line 3): unknown key 'colour'"),
     # a key given twice: YAML would keep the last, changing the price without a word
     (("    base_fee: 19.99\n", "    base_fee: 19.99\n    base_fee: 1999\n"),
      "key 'base_fee' is given twice (lines 9 and 10)"),
@@ -73,16 +83,16 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
       "collection_method: request_payment}\n  - {customer_id: c1, name: C Again, currency: eur,"
       " collection_method: auto_charge}\n"),
      "customers[1] (line 19): customer_id 'c1' is given again; first at customers[0] (line 18)"),
-    (("base_fee: 19.99", "base_fee: .inf"), ".inf is not a finite number"),
+    (("base_fee: 19.99", "base_fee: .inf"), "plans[0].base_fee (line 9): Input should be a finite number, got Infinity"),
     (("      - event_name: api_call\n        pricing_model: graduated\n", "      - per_unit api_call\n"
       "      - event_name: api_call\n        pricing_model: graduated\n"),
-     "plans[0].charges[0]: expected a mapping, got 'per_unit api_call'"),
+     "plans[0].charges[0] (line 11): expected a mapping, got 'per_unit api_call'"),
     (("        tiers:\n          - {up_to: 10000, unit_price: 0.02}\n          - {up_to: 50000, unit_price: 0.01}\n"
       "          - {up_to: null, unit_price: 0.005}\n", "        tiers: {up_to: null, unit_price: 0.005}\n"),
-     "plans[0].charges[0].tiers: expected a list of mappings"),
+     "plans[0].charges[0].tiers (line 13): expected a list, got a mapping"),
     (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
       " secret: 'whsec_not*base64!'}\ncustomers:\n"),
-     "webhook_endpoints[0].secret: not a Standard Webhooks secret (whsec_ then base64)"),
+     "webhook_endpoints[0].secret (line 18): not a Standard Webhooks secret (whsec_ then base64)"),
 ])
 def test_invalid_catalog_is_refused_with_its_place_and_nothing_written(warehouse, tmp_path, change, message):
     reset_warehouse()
@@ -97,8 +107,8 @@ def test_cli_reports_every_problem_without_a_traceback(warehouse, tmp_path):
     text = VALID.replace("aggregation: sum", "aggregation: median").replace("interval: month", "interval: week")
     refused = run_cli("catalog", "apply", str(write(tmp_path, text)), check=False)
     assert refused.returncode == 1
-    assert "meters[0].aggregation: 'median' is not one of" in refused.stderr
-    assert "plans[0].interval: 'week' is not one of month, year" in refused.stderr
+    assert "meters[0].aggregation (line 3): Input should be 'count', 'sum'," in refused.stderr
+    assert "plans[0].interval (line 8): Input should be 'month' or 'year', got 'week'" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
@@ -116,3 +126,20 @@ def test_an_upsert_sets_the_fields_given_and_null_clears_one(warehouse, tmp_path
     # given as null: cleared
     apply_catalog(write(tmp_path, ended.replace('ended_at: "2026-09-01T00:00:00Z"', "ended_at: null")))
     assert query("select ended_at from raw.subscriptions") == [(None,)]
+
+
+def test_a_meter_names_its_property_as_stored(warehouse, tmp_path):
+    """The rule is the contract's, judged on the row as written: an entry may leave a stored
+    property out, but not clear it."""
+    reset_warehouse()
+    meter = "meters:\n  - {event_name: seats, display_name: Seats, aggregation: count_unique%s}\n"
+    apply_catalog(write(tmp_path, meter % ", property: user_id"))
+    apply_catalog(write(tmp_path, meter.replace("Seats,", "Seats used,") % ""))
+    assert query("select display_name, property from raw.meters") == [("Seats used", "user_id")]
+
+    with pytest.raises(CatalogError) as refused:
+        apply_catalog(write(tmp_path, meter % ", property: null"))
+    assert ("meters[0] (line 2): rule property_is_named_where_read (count_unique and time_duration read"
+            " `properties ->> property`, so they name it.) broken by {event_name: seats, aggregation: count_unique,"
+            " property: None}") in str(refused.value)
+    assert query("select display_name, property from raw.meters") == [("Seats used", "user_id")]

@@ -64,7 +64,7 @@ subscriptions:
   - {subscription_id: s1, customer_id: c, plan_id: p, started_at: "2026-06-01T00:00:00Z"}
   - {subscription_id: s2, customer_id: c, plan_id: p, started_at: "2026-06-15T00:00:00Z"}
 """)
-    with pytest.raises(CatalogError, match=r"subscriptions: rule one_active_subscription_per_customer .* "
+    with pytest.raises(CatalogError, match=r"subscriptions\[0\] \(line 9\): rule one_active_subscription_per_customer .* "
                                            r"broken by \{customer_id: c, subscription_id: s1, overlapping_subscription_id: s2"):
         apply_catalog(tmp_path / "catalog.yaml")
     assert query("select count(*) from raw.subscriptions") == [(0,)]
