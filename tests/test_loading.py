@@ -84,3 +84,18 @@ def test_a_json_value_of_5000_digits_loads_exactly(warehouse, tmp_path):
     )
     assert "loaded 1 events" in run_cli("load", "events", str(tmp_path / "huge.jsonl")).stdout
     assert query("select value = %s::numeric from raw.usage_events", digits) == [(True,)]
+
+
+def test_properties_that_are_not_an_object_are_refused_alike_in_csv_and_json_lines(warehouse, tmp_path):
+    reset_warehouse()
+    header = "reference,customer_id,event_name,value,properties,occurred_at\n"
+    (tmp_path / "array.csv").write_text(header + 'e1,c1,api_call,1,"{""region"": ""eu""}",2026-06-01T00:00:00Z\n'
+                                                 'e2,c1,api_call,1,"[1, 2]",2026-06-01T00:00:00Z\n')
+    (tmp_path / "text.csv").write_text(header + 'e1,c1,api_call,1,"""str""",2026-06-01T00:00:00Z\n')
+    (tmp_path / "array.jsonl").write_text(
+        '{"reference": "e1", "properties": {"region": "eu"}}\n{"reference": "e2", "properties": [1, 2]}\n')
+    for name, line in (("array.csv", 3), ("text.csv", 2), ("array.jsonl", 2)):
+        refused = run_cli("load", "events", str(tmp_path / name), check=False)
+        assert (refused.returncode, refused.stderr.strip()) == (
+            1, f"error: {tmp_path / name}: refused, nothing loaded: line {line}: properties must be a JSON object")
+    assert query("select count(*) from raw.usage_events") == [(0,)]

@@ -24,6 +24,9 @@ from billing.settings import CONTRACTS_DIR
 
 # Named column rules (`rule:`), each checked in Python by the catalog and in SQL by the gate.
 COLUMN_RULES = ("iso_4217", "iana_timezone")
+# `json_type:` of a jsonb column, enforced by the table itself (a CHECK constraint), so every
+# writer (catalog, event loads in any format, the application) meets the same rule.
+JSON_TYPES = ("object",)
 # What a violation does: `stop` = the raw_contracts gate stops the run; `quarantine` = the
 # pipeline sets the offending row aside with a reason (usage events, SPEC §2) and the gate skips it.
 ON_VIOLATION = ("stop", "quarantine")
@@ -47,6 +50,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     references: str | None = None  # "table.column" of another contract
+    json_type: str | None = None
     secret: bool = False
     description: str | None = None
 
@@ -97,8 +101,18 @@ class Contract:
         """Columns that identify a row in failure messages."""
         return self.primary_key or ((self.dedupe_key,) if self.dedupe_key else ())
 
+    @property
+    def checks(self) -> dict[str, tuple[Column, str]]:
+        """The table's CHECK constraints, by name: (the column, its condition)."""
+        return {
+            f"{self.table}__{column.name}_is_a_json_{column.json_type}":
+                (column, f"{column.name} is null or jsonb_typeof({column.name}) = '{column.json_type}'")
+            for column in self.columns if column.json_type
+        }
+
     def create_table_sql(self) -> str:
         lines = [_column_sql(column) for column in self.columns]
+        lines += [f"constraint {name} check ({condition})" for name, (_, condition) in self.checks.items()]
         if self.primary_key:
             lines.append(f"primary key ({', '.join(self.primary_key)})")
         body = ",\n    ".join(lines)
@@ -117,6 +131,11 @@ class Contract:
         return [
             f"alter table raw.{self.table} add column if not exists {_column_sql(column)}"
             for column in self.columns
+        ] + [
+            # NOTE: not valid: rows written before the check stay as they were; new rows must meet it.
+            f"do $$ begin alter table raw.{self.table} add constraint {name} check ({condition}) not valid;"
+            " exception when duplicate_object then null; end $$"
+            for name, (_, condition) in self.checks.items()
         ]
 
 
@@ -172,6 +191,8 @@ def _column(spec: dict[str, Any]) -> Column:
         raise ContractError(f"{column.name}: references must read table.column, got {column.references!r}")
     if column.pattern is not None:
         re.compile(column.pattern)
+    if column.json_type is not None and (column.json_type not in JSON_TYPES or column.type != "jsonb"):
+        raise ContractError(f"{column.name}: json_type must be one of {', '.join(JSON_TYPES)}, on a jsonb column")
     return column
 
 

@@ -23,7 +23,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from billing.contracts import contracts
 from billing.warehouse import connect
 
-EVENT_COLUMNS = tuple(column.name for column in contracts()["usage_events"].columns)
+USAGE_EVENTS = contracts()["usage_events"]
+EVENT_COLUMNS = tuple(column.name for column in USAGE_EVENTS.columns)
 CHUNK_BYTES = 1 << 20
 
 
@@ -114,9 +115,7 @@ def _event_row(line_no: int, event: dict) -> tuple:
         if column == "ingested_at" and value is None:
             value = "now"  # NOTE: the column default; COPY with an explicit column list skips defaults
         elif column == "properties" and value is not None:
-            if not isinstance(value, dict):
-                raise LoadError(f"line {line_no}: properties must be a JSON object")
-            value = json.dumps(value, default=float)
+            value = json.dumps(value, default=float)  # NOTE: its JSON type is the table's check
         elif isinstance(value, (dict, list, bool)):
             raise LoadError(f"line {line_no}: {column} must be a {'number' if column == 'value' else 'string'}")
         row.append(None if value is None else str(value))
@@ -133,6 +132,9 @@ def _copy_error_message(error: psycopg.Error, *, line_of_row: array | None) -> s
     """PostgreSQL's COPY error as 'line N: reason (column c)' in terms of the file's lines."""
     context = error.diag.context or ""
     reason = error.diag.message_primary or str(error)
+    if error.diag.constraint_name in USAGE_EVENTS.checks:
+        column, _ = USAGE_EVENTS.checks[error.diag.constraint_name]
+        reason = f"{column.name} must be a JSON {column.json_type}"
     # NOTE: the context is 'COPY usage_events, line 4, column value: "777"': the number after
     # "line", never one from the row's data.
     found = re.search(r"\bline (\d+)", context)
