@@ -149,18 +149,14 @@ def compare_events(rejects: dict[str, str], dropped: list[tuple[str, bool]], tal
 def test_pipeline_invoices_equal_the_reference(warehouse, tmp_path: Path, seed: int):
     generated = scenario(seed)
     expected, rejects = compute_invoices(generated.catalog, generated.events, generated.as_of)
+    assert expected, f"seed {seed} expects no invoice: the comparison would prove nothing"
     catalog_path, events_path = generated.write(tmp_path)
 
     reset_warehouse()
     run_cli("init")
     run_cli("catalog", "apply", str(catalog_path))
     run_cli("load", "events", str(events_path))
-    closed = run_cli("close-cycles", "--as-of", generated.as_of.isoformat(), check=False)
-    if closed.returncode != 0:
-        # Steps after issuing (charging, webhooks) are not under test here: compare what was issued.
-        if query("select count(*) from billing.invoices") == [(0,)]:
-            pytest.fail(f"close-cycles issued nothing:\n{closed.stdout}\n{closed.stderr}", pytrace=False)
-        print(f"WARNING close-cycles exited {closed.returncode} after issuing:\n{closed.stderr}")
+    run_cli("close-cycles", "--as-of", generated.as_of.isoformat())  # a failed close fails the test
 
     problems, tally = compare(expected, pipeline_invoices(), generated.catalog)
     problems += compare_events(rejects, duplicates(parse_events(generated.events)), tally)
