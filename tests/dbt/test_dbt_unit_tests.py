@@ -27,6 +27,7 @@ UNIT_TESTED_MODELS = {
     "int_meter_usage__period_local",
     "int_meter_usage__stateful",
     "int_usage_lines__rated",
+    "int_invoice_lines__drafted",
     "int_invoice_adjustments",
 }
 
