@@ -1,11 +1,21 @@
-"""The charge_retries DAG through Airflow: one retry a day, 3 attempts at most, 72 hours at most."""
+"""The charge_retries DAG through Airflow: one retry a day, 3 attempts at most, 72 hours at most.
+
+The schedule has one home, the view billing.charge_retry_policy, which charging and retries read.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from billing.catalog import apply_catalog
 from billing.loading import load_events
+from billing.payments.retries import retry_failed_charges
+from billing.payments.sandbox import SandboxGateway
+from billing.schema import init_warehouse
+from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_dag
 from spine.events import usage, write_csv
 
@@ -95,3 +105,36 @@ def test_an_invoice_unpaid_72_hours_after_its_last_attempt_is_given_up(warehouse
     assert query(
         "select count(*) from billing.webhook_events where event_type = 'billing.invoice.uncollectible'"
     ) == [(2,)]
+
+
+def test_the_schedule_is_spec_s_one_row_sql_can_read(warehouse):
+    assert query("select max_attempts, retry_spacing, give_up_after from billing.charge_retry_policy") == [
+        (3, timedelta(days=1), timedelta(hours=72)),
+    ]
+
+
+@pytest.fixture
+def four_attempts_given_up_after_26_hours(warehouse):
+    """Another schedule in the view, for one test; `billing init` puts SPEC's back."""
+    with connect() as connection:
+        connection.execute(
+            "create or replace view billing.charge_retry_policy as"
+            " select 4 as max_attempts, interval '1 day' as retry_spacing, interval '26 hours' as give_up_after"
+        )
+    yield
+    init_warehouse()
+
+
+def test_charging_and_retries_follow_the_schedule_in_the_view(four_attempts_given_up_after_26_hours, tmp_path):
+    close_june(tmp_path)  # attempt 1 of both at 07-01 01:00
+    for now in ["2026-07-02T02:00:00Z", "2026-07-03T02:00:00Z"]:
+        retry_failed_charges(SandboxGateway(), now=datetime.fromisoformat(now))
+    # a third failure of 4 allowed: still payment_failed (SPEC's 3 would make it uncollectible)
+    assert statuses() == {"s_once": "paid", "s_never": "payment_failed"}
+
+    retry_failed_charges(SandboxGateway(), now=datetime(2026, 7, 4, 4, 30, tzinfo=timezone.utc))
+    # 26.5 hours after attempt 3: given up (SPEC's 72 hours would retry)
+    assert statuses() == {"s_once": "paid", "s_never": "uncollectible"}
+    assert [(subscription, attempt_no) for subscription, attempt_no, _, _ in attempts()] == [
+        ("s_never", 1), ("s_never", 2), ("s_never", 3), ("s_once", 1), ("s_once", 2),
+    ]

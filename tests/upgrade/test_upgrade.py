@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -78,3 +78,6 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             "select customer_id, net_terms_days from raw.customers order by 1"
         ).fetchall() == [("tokyo_co", 0), ("utc_co", 0)]
         assert connection.execute("select count(*) from billing.runs").fetchone() == (0,)
+        assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
+            (3, timedelta(days=1), timedelta(hours=72)),
+        ]

@@ -24,7 +24,6 @@ CHARGE_SUCCEEDED = "billing.charge.succeeded"
 CHARGE_FAILED = "billing.charge.failed"
 INVOICE_UNCOLLECTIBLE = "billing.invoice.uncollectible"
 NO_PAYMENT_METHOD = "no_payment_method"
-MAX_ATTEMPTS = 3
 
 # Open auto_charge invoices that have no charge attempt yet.
 UNCHARGED_INVOICES = """
@@ -50,6 +49,21 @@ from billing.invoices
 inner join raw.customers on invoices.customer_id = customers.customer_id
 where invoices.invoice_id = %(invoice_id)s
 on conflict do nothing
+"""
+
+# An attempt's outcome moves its invoice: paid, or failed until its last attempt (SPEC §7). Only
+# an invoice still awaiting payment moves; an operator's void stands.
+MOVE_INVOICE = """
+update billing.invoices
+set status = case
+    when invoices.status not in ('open', 'payment_failed') then invoices.status
+    when %(succeeded)s then 'paid'
+    when %(attempt_no)s >= policy.max_attempts then 'uncollectible'
+    else 'payment_failed'
+end
+from billing.charge_retry_policy as policy
+where invoices.invoice_id = %(invoice_id)s
+returning invoices.*
 """
 
 
@@ -145,18 +159,9 @@ def announce_uncollectible(connection, invoice: dict) -> None:
 
 
 def _move_invoice(connection, attempt: dict, outcome: ChargeOutcome) -> dict:
-    if outcome.succeeded:
-        status = "paid"
-    elif attempt["attempt_no"] >= MAX_ATTEMPTS:
-        status = "uncollectible"  # SPEC §7: after the third failure
-    else:
-        status = "payment_failed"
-    # NOTE: only an invoice still awaiting payment moves; an operator's void stands.
-    return connection.cursor(row_factory=dict_row).execute(
-        "update billing.invoices set status = case when status in ('open', 'payment_failed')"
-        " then %s else status end where invoice_id = %s returning *",
-        (status, attempt["invoice_id"]),
-    ).fetchone()
+    return connection.cursor(row_factory=dict_row).execute(MOVE_INVOICE, {
+        "invoice_id": attempt["invoice_id"], "attempt_no": attempt["attempt_no"], "succeeded": outcome.succeeded,
+    }).fetchone()
 
 
 def _call_gateway(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome:

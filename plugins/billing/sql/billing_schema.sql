@@ -215,3 +215,13 @@ from (
 where invoices.invoice_id = customers.invoice_id and invoices.invoice_date is null;
 alter table billing.invoices alter column invoice_date set not null;
 alter table billing.invoices alter column due_at set not null;
+
+-- The charge retry schedule (SPEC §7), one row that charging, retries and SQL reports all read: at
+-- most max_attempts attempts in all; the next attempt falls in a later retry_spacing bin than the
+-- last (bins counted from the epoch, so UTC days); an invoice whose last attempt failed
+-- give_up_after ago is given up (`uncollectible`).
+create or replace view billing.charge_retry_policy as
+select
+    3 as max_attempts,
+    interval '1 day' as retry_spacing,
+    interval '72 hours' as give_up_after;
