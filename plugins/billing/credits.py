@@ -1,31 +1,37 @@
 """Credit grants (SPEC §6): applied at issue, soonest-expiring first, never given twice.
 
 A grant can pay an invoice in its currency whose period ends inside the grant's life
-(`granted_at < period_end < expires_at`, or no expiry). Balances come from the ledger
-(billing.credit_applications), so what a grant has given stays given across runs.
+(`granted_at < period_end < expires_at`, or no expiry). The grants, the application's and those
+issuing makes, and their amounts in minor units come from dbt's int_credit_grants__unioned, a
+view, so it also holds the grants written in the issuing transaction; balances come from the
+ledger (billing.credit_applications), so what a grant has given stays given across runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 GRANT_BALANCES = """
+with given as (
+
+    select grant_id, sum(amount_minor)::bigint as amount_minor
+    from billing.credit_applications
+    group by grant_id
+
+)
+
 select
     grants.grant_id,
     grants.customer_id,
-    upper(grants.currency) as currency,
+    grants.currency,
     grants.granted_at,
     grants.expires_at,
-    (
-        round(grants.amount * power(10::numeric, currencies.minor_unit))
-        - coalesce(sum(applications.amount_minor), 0)
-    )::bigint as balance_minor
-from raw.credit_grants as grants
-inner join billing_staging.currencies on upper(grants.currency) = currencies.currency
-left join billing.credit_applications as applications on grants.grant_id = applications.grant_id
-where grants.customer_id = any(%(customer_ids)s)
-group by grants.grant_id, currencies.minor_unit
+    grants.amount_minor - coalesce(given.amount_minor, 0) as balance_minor
+from billing_intermediate.int_credit_grants__unioned as grants
+left join given using (grant_id)
+where {condition}
 """
 
 
@@ -57,12 +63,16 @@ class CreditBalances:
     """The open balances of some customers' grants, spent invoice by invoice in issue order."""
 
     def __init__(self, grants: list[Grant]):
-        self.grants = sorted(grants, key=lambda grant: grant.spending_order)
+        self.grants = sorted(grants, key=attrgetter("spending_order"))
 
     @classmethod
     def load(cls, connection, customer_ids: list[str]) -> "CreditBalances":
-        rows = connection.execute(GRANT_BALANCES, {"customer_ids": customer_ids}).fetchall()
-        return cls([Grant(*row) for row in rows])
+        return cls(_balances(connection, "grants.customer_id = any(%s)", customer_ids))
+
+    def add(self, connection, grant_id: str) -> None:
+        """Take in a grant made while issuing (a carried credit), for the invoices issued after it."""
+        new = _balances(connection, "grants.grant_id = %s", grant_id)
+        self.grants = sorted([*self.grants, *new], key=attrgetter("spending_order"))
 
     def spend_on(self, invoice: dict) -> list[tuple[str, int]]:
         """Take credits for the invoice up to its subtotal; returns (grant_id, amount_minor) taken."""
@@ -77,3 +87,8 @@ class CreditBalances:
                 due -= amount
                 taken.append((grant.grant_id, amount))
         return taken
+
+
+def _balances(connection, condition: str, value) -> list[Grant]:
+    rows = connection.execute(GRANT_BALANCES.format(condition=condition), (value,)).fetchall()
+    return [Grant(*row) for row in rows]

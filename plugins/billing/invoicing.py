@@ -104,25 +104,28 @@ def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances
     }).fetchone()
     next_line = draft["count_lines"] + 1
     if excess_minor:
-        _carry_to_credit_grant(connection, draft, excess_minor, line_no=next_line)
+        credits.add(connection, _carry_to_credit_grant(connection, draft, excess_minor, line_no=next_line))
     if taken:
         _record_credits(connection, draft, taken, line_no=next_line)
     return invoice
 
 
-def _carry_to_credit_grant(connection, draft: dict, excess_minor: int, *, line_no: int) -> None:
-    """Turn a negative subtotal into a credit grant usable from the next period on."""
+def _carry_to_credit_grant(connection, draft: dict, excess_minor: int, *, line_no: int) -> str:
+    """Turn a negative subtotal into a system grant usable from the next period on; returns its id."""
     grant_id = f"carry_{draft['invoice_id']}"
     connection.execute(
-        "insert into raw.credit_grants (grant_id, customer_id, currency, amount, granted_at)"
-        " select %s, %s, %s, %s / power(10::numeric, minor_unit), %s"
-        " from billing_staging.currencies where currency = %s on conflict do nothing",
-        (grant_id, draft["customer_id"], draft["currency"], excess_minor, draft["period_end"], draft["currency"]),
+        "insert into billing.credit_grants"
+        " (grant_id, origin_invoice_id, customer_id, currency, amount, granted_at)"
+        " select %s, %s, %s, %s, %s / power(10::numeric, minor_unit), %s"
+        " from billing_staging.currencies where currency = %s",
+        (grant_id, draft["invoice_id"], draft["customer_id"], draft["currency"], excess_minor,
+         draft["period_end"], draft["currency"]),
     )
     _insert_line(
         connection, draft, line_no=line_no, kind="adjustment", amount_minor=excess_minor,
         description=f"Credit balance carried to grant {grant_id}", detail={"grant_id": grant_id},
     )
+    return grant_id
 
 
 def _record_credits(connection, draft: dict, taken: list[tuple[str, int]], *, line_no: int) -> None:

@@ -1,7 +1,8 @@
 """Usage that arrives after its period was invoiced is re-rated with the whole period (SPEC §6).
 
 The difference lands as an adjustment line on the subscription's next invoice, naming the
-original; the original is never touched. A credit larger than the next invoice becomes a grant.
+original; the original is never touched. A credit larger than the next invoice becomes a system grant
+(billing.credit_grants, never raw) that pays the customer's later invoices, from the same run on.
 After a plan change the old subscription has no next invoice: the new subscription's carries it.
 After a churn no invoice can: the difference is listed in billing_marts.fct_unbilled_adjustments.
 """
@@ -85,7 +86,60 @@ def test_late_usage_is_adjusted_once_on_the_next_invoice_at_the_marginal_tier(wa
             "select invoice_id from billing.invoices where invoice_number = 'INV-000003'")[0][0], 10_500),
     ]
     assert invoices()[2] == ("INV-000003", "2026-08-01", 0, 0)
-    assert query("select customer_id, currency, amount from raw.credit_grants") == [("late", "EUR", 105)]
+    assert system_grants() == [("INV-000003", "late", "EUR", 105, "2026-09-01")]
+    assert query("select count(*) from raw.credit_grants") == [(0,)]
+
+
+def test_credit_carried_by_an_invoice_pays_the_next_one_of_the_same_run_and_later_runs(warehouse, tmp_path):
+    reset_warehouse()
+    catalog = tmp_path / "catalog.yaml"
+    with_grant = CATALOG + """
+credit_grants:
+  - {grant_id: welcome, customer_id: late, currency: EUR, amount: 5, granted_at: "2026-06-01T00:00:00Z"}
+"""
+    catalog.write_text(with_grant.replace("PRICE", "0.02"))
+    apply_catalog(catalog)
+    load_events(write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")), show_progress=False)
+    close("2026-07-01T01:00:00Z")
+    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 17_500)]  # 9,000 × €0.02, less the €5 welcome grant
+    application_grants = query("select * from raw.credit_grants")
+
+    # the first tier's price is fixed to €0.01: June is now €90, €90 less than billed. One run issues
+    # July (no usage: the -€90 makes a €90 grant), August (nothing to pay) and September, whose
+    # 3,000 calls (€30) the grant pays
+    catalog.write_text(with_grant.replace("PRICE", "0.01"))
+    apply_catalog(catalog)
+    load_events(write_csv(tmp_path / "sept.csv", usage("late", "api_call", [3_000], "2026-09-10", "sept")), show_progress=False)
+    close("2026-10-01T01:00:00Z")
+    close("2026-10-01T01:00:00Z")  # re-run: nothing twice
+    july, september = number_to_id("INV-000002"), number_to_id("INV-000004")
+    assert invoices() == [
+        ("INV-000001", "2026-06-01", 18_000, 17_500),
+        ("INV-000002", "2026-07-01", 0, 0),
+        ("INV-000003", "2026-08-01", 0, 0),
+        ("INV-000004", "2026-09-01", 3_000, 0),
+    ]
+    assert adjustments() == [
+        ("INV-000002", "Adjustment to INV-000001 (usage re-rated)", -9_000),
+        ("INV-000002", f"Credit balance carried to grant carry_{july}", 9_000),
+    ]
+    assert system_grants() == [("INV-000002", "late", "EUR", 90, "2026-08-01")]
+    assert query("select * from raw.credit_grants") == application_grants
+    assert query(
+        "select grant_id, invoice_id, amount_minor from billing.credit_applications where invoice_id = %s", september
+    ) == [(f"carry_{july}", september, 3_000)]
+
+    # October's 1,000 calls (€10), issued by a later run, take €10 more of it: €50 are left
+    load_events(write_csv(tmp_path / "oct.csv", usage("late", "api_call", [1_000], "2026-10-05", "oct")), show_progress=False)
+    close("2026-11-01T01:00:00Z")
+    assert invoices()[4:] == [("INV-000005", "2026-10-01", 1_000, 0)]
+    assert query(
+        "select grants.grant_id, grants.granted_by, grants.amount_minor - sum(applications.amount_minor)"
+        " from billing_intermediate.int_credit_grants__unioned as grants"
+        " join billing.credit_applications as applications using (grant_id) group by 1, 2, grants.amount_minor"
+        " order by 1"
+    ) == [(f"carry_{july}", "system", 5_000), ("welcome", "application", 0)]
+    assert query("select * from raw.credit_grants") == application_grants
 
 
 PLANS = """
@@ -184,7 +238,8 @@ def test_late_usage_of_a_plan_changed_subscription_goes_on_the_new_subscriptions
         ("INV-000003", f"Credit balance carried to grant carry_{july}", 8_000),
     ]
     assert query("select status from billing.invoices where invoice_id = %s", july) == [("paid",)]
-    assert query("select customer_id, currency, amount from raw.credit_grants") == [("mover", "EUR", 80)]
+    assert system_grants() == [("INV-000003", "mover", "EUR", 80, "2026-08-01")]
+    assert query("select count(*) from raw.credit_grants") == [(0,)]
     assert query("select count(*) from billing_intermediate.int_invoice_adjustments") == [(0,)]
 
 
@@ -214,6 +269,16 @@ def test_late_usage_of_a_churned_customer_is_listed_as_unbilled(warehouse, tmp_p
 
     listed = run_cli("invoices", "list").stdout
     assert "unbilled adjustment to INV-000001 (gone): EUR 30.00, no_later_subscription" in listed
+
+
+def system_grants() -> list[tuple]:
+    """billing.credit_grants as (origin invoice number, customer, currency, amount, granted_at UTC date)."""
+    return query(
+        "select invoices.invoice_number, grants.customer_id, grants.currency, grants.amount,"
+        " (grants.granted_at at time zone 'UTC')::date::text from billing.credit_grants as grants"
+        " join billing.invoices on invoices.invoice_id = grants.origin_invoice_id"
+        " where grants.grant_id = 'carry_' || invoices.invoice_id order by 1"
+    )
 
 
 def number_to_id(invoice_number: str) -> str:

@@ -155,6 +155,20 @@ create table if not exists billing.credit_applications (
     primary key (grant_id, invoice_id)
 );
 
+-- Credit grants the system makes (SPEC §6): when an invoice's credits exceed its charges, the
+-- rest becomes the grant `carry_<origin_invoice_id>`, granted at the end of that invoice's period,
+-- without expiry, written in the transaction that issues the invoice. The amount is in major
+-- units like the application's raw.credit_grants, so dbt rounds both to minor units in one place
+-- (int_credit_grants__unioned).
+create table if not exists billing.credit_grants (
+    grant_id text primary key,
+    origin_invoice_id text not null unique references billing.invoices,
+    customer_id text not null,
+    currency text not null,
+    amount numeric not null check (amount > 0),
+    granted_at timestamptz not null
+);
+
 -- A gate result let through by an operator's acknowledgement (see quality_acknowledgements).
 alter table billing.quality_results add column if not exists acknowledged boolean not null default false;
 
