@@ -4,7 +4,9 @@
 6993324 (`billing init`, a catalog, two events, `billing close-cycles --as-of
 2026-03-01T02:00:00Z`): two invoices issued at 2026-12-03 20:27:30 UTC, one charge. It is restored
 into a database of its own on the session's server, upgraded by the `billing init` command, and
-compared with what it held.
+compared with what it held. Two credit grants are added to its raw.credit_grants first: one the
+application made and one that issuing made back then (`carry_<invoice_id>`), which init moves to
+billing.credit_grants.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -30,7 +33,21 @@ KEPT = {
     "customers": "select customer_id, name, email, currency, timezone, collection_method, payment_method_id,"
                  " created_at from raw.customers order by customer_id",
     "usage_events": "select * from raw.usage_events order by reference",
+    "credit_applications": "select * from billing.credit_applications order by grant_id, invoice_id",
 }
+# grant_id, customer_id, currency, amount, granted_at, expires_at
+APPLICATION_GRANT = ("welcome", "utc_co", "USD", Decimal("5"), datetime(2026, 1, 15, tzinfo=timezone.utc), None)
+# INV-000001's credit beyond its charges, as issuing wrote it into raw
+CARRIED_GRANT = ("carry_in_6460bd27f6ac85edd8ee3286", "tokyo_co", "USD", Decimal("2.50"),
+                 datetime(2026, 2, 28, 15, tzinfo=timezone.utc), None)
+# a grant's balance in cents: its amount less what it has given (billing.credit_applications)
+BALANCES = """
+select grants.grant_id, grants.amount * 100 - coalesce(sum(applications.amount_minor), 0)
+from {grants} as grants
+left join billing.credit_applications as applications using (grant_id)
+group by grants.grant_id, grants.amount
+order by 1
+"""
 
 
 @pytest.fixture
@@ -53,16 +70,26 @@ def _read(url: str) -> dict[str, list[tuple]]:
         return {name: connection.execute(sql).fetchall() for name, sql in KEPT.items()}
 
 
-def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehouse: str) -> None:
-    before = _read(old_warehouse)
-    assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
-
+def _init(url: str) -> None:
     init = subprocess.run(
         [str(Path(sys.executable).with_name("billing")), "init"], capture_output=True, text=True,
-        env={**os.environ, "BILLING_WAREHOUSE_URL": old_warehouse}, timeout=300,
+        env={**os.environ, "BILLING_WAREHOUSE_URL": url}, timeout=300,
     )
-
     assert init.returncode == 0, init.stderr
+
+
+def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehouse: str) -> None:
+    with psycopg.connect(old_warehouse) as connection:
+        connection.cursor().executemany(
+            "insert into raw.credit_grants values (%s, %s, %s, %s, %s, %s)", [APPLICATION_GRANT, CARRIED_GRANT])
+        balances = connection.execute(BALANCES.format(grants="raw.credit_grants")).fetchall()
+    before = _read(old_warehouse)
+    assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
+    assert balances == [(CARRIED_GRANT[0], 250), ("welcome", 500)]
+
+    _init(old_warehouse)
+    _init(old_warehouse)  # again: nothing moves twice
+
     assert _read(old_warehouse) == before
     with psycopg.connect(old_warehouse) as connection:
         connection.execute("set timezone = 'UTC'")
@@ -81,3 +108,11 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
             (3, timedelta(days=1), timedelta(hours=72)),
         ]
+        assert connection.execute("select * from raw.credit_grants").fetchall() == [APPLICATION_GRANT]
+        assert connection.execute(
+            "select grant_id, origin_invoice_id, customer_id, currency, amount, granted_at from billing.credit_grants"
+        ).fetchall() == [(CARRIED_GRANT[0], "in_6460bd27f6ac85edd8ee3286", *CARRIED_GRANT[1:5])]
+        assert connection.execute(
+            BALANCES.format(grants="(select grant_id, amount from raw.credit_grants"
+                                   " union all select grant_id, amount from billing.credit_grants)")
+        ).fetchall() == balances

@@ -168,6 +168,19 @@ create table if not exists billing.credit_grants (
     amount numeric not null check (amount > 0),
     granted_at timestamptz not null
 );
+-- upgrade: earlier releases wrote these grants into raw.credit_grants, which the application owns.
+-- Moved once, under the same grant_id and amount, so their credit_applications (and balances)
+-- stay as they were.
+with moved as (
+    delete from raw.credit_grants as grants
+    using billing.invoices as invoices
+    where grants.grant_id = 'carry_' || invoices.invoice_id
+    returning grants.grant_id, invoices.invoice_id, grants.customer_id, grants.currency, grants.amount,
+        grants.granted_at
+)
+insert into billing.credit_grants (grant_id, origin_invoice_id, customer_id, currency, amount, granted_at)
+select grant_id, invoice_id, customer_id, currency, amount, granted_at
+from moved;
 
 -- A gate result let through by an operator's acknowledgement (see quality_acknowledgements).
 alter table billing.quality_results add column if not exists acknowledged boolean not null default false;
