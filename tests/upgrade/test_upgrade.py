@@ -105,6 +105,10 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             "select customer_id, net_terms_days from raw.customers order by 1"
         ).fetchall() == [("tokyo_co", 0), ("utc_co", 0)]
         assert connection.execute("select count(*) from billing.runs").fetchone() == (0,)
+        # events loaded before must meet it no more than they did; new ones must
+        assert connection.execute(
+            "select convalidated from pg_constraint where conname = 'usage_events__properties_is_a_json_object'"
+        ).fetchall() == [(False,)]
         assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
             (3, timedelta(days=1), timedelta(hours=72)),
         ]
