@@ -19,6 +19,7 @@ PARENT_LAYERS = ("path:seeds", "path:models/staging", "path:models/intermediate"
 
 UNIT_TESTED_MODELS = {
     "int_subscription_periods",
+    "int_subscription_periods__awaiting_invoice",
     "int_usage_events__ranked",
     "int_usage_events__deduped",
     "int_usage_events__validated",

@@ -14,9 +14,11 @@ adjustments as (
 
 ),
 
-invoices as (
+closed_periods as (
 
-    select * from {{ ref('stg_billing__invoices') }}
+    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
+
+    where is_closed
 
 ),
 
@@ -28,10 +30,9 @@ pending_lines as (
 
     from drafted_lines
 
-    left join invoices
-        on drafted_lines.invoice_id = invoices.invoice_id
-
-    where invoices.invoice_id is null
+    inner join closed_periods
+        on drafted_lines.subscription_id = closed_periods.subscription_id
+        and drafted_lines.period_start = closed_periods.period_start
 
 ),
 

@@ -2,15 +2,9 @@ with
 
 closed_periods as (
 
-    select * from {{ ref('int_subscription_periods') }}
+    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
 
     where is_closed
-
-),
-
-invoices as (
-
-    select * from {{ ref('stg_billing__invoices') }}
 
 ),
 
@@ -47,7 +41,6 @@ line_totals as (
 
 -- SPEC §6: one invoice per subscription per closed period, in the plan's
 -- currency; an invoice with no lines still exists (total 0, paid at once).
--- Periods already invoiced are not drafts any more.
 final as (
 
     select
@@ -83,12 +76,6 @@ final as (
     left join line_totals
         on {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
             = line_totals.invoice_id
-
-    left join invoices
-        on closed_periods.subscription_id = invoices.subscription_id
-        and closed_periods.period_start = invoices.period_start
-
-    where invoices.invoice_id is null
 
 )
 
