@@ -24,16 +24,11 @@ DAG_ID = "billing_cycle_close"
 
 # Moments in the range at which periods without an invoice became closable, with how many.
 CLOSING_MOMENTS = """
-select periods.period_end + %(grace)s::interval as closable_at,
+select period_end + %(grace)s::interval as closable_at,
     count(*) as periods,
-    count(distinct periods.customer_id) as customers
-from billing_intermediate.int_subscription_periods as periods
-where periods.period_end + %(grace)s::interval between %(start)s and %(end)s
-    and not exists (
-        select 1 from billing.invoices
-        where invoices.subscription_id = periods.subscription_id
-            and invoices.period_start = periods.period_start
-    )
+    count(distinct customer_id) as customers
+from {awaiting_invoice}
+where period_end + %(grace)s::interval between %(start)s and %(end)s
 group by 1
 order by 1
 """
@@ -59,7 +54,8 @@ def plan(start: datetime, end: datetime, *, grace: str) -> list[PlannedClose]:
                         **window.as_dict())
         with connect() as connection:
             rows = connection.execute(
-                CLOSING_MOMENTS, {"grace": window.grace, "start": start, "end": window.as_of}
+                CLOSING_MOMENTS.format(awaiting_invoice=transform.ref("int_subscription_periods__awaiting_invoice")),
+                {"grace": window.grace, "start": start, "end": window.as_of},
             ).fetchall()
     return [PlannedClose(at=at, periods=periods, customers=customers) for at, periods, customers in rows]
 

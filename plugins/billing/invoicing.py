@@ -20,10 +20,13 @@ from billing.webhooks.outbox import enqueue_event
 
 INVOICE_GENERATED = "billing.invoice.generated"
 
+# The drafts whose period still has no invoice: the view reads billing.invoices when queried.
 PENDING_DRAFTS = """
 select drafts.*
 from billing_marts.fct_draft_invoices as drafts
-where not exists (select 1 from billing.invoices where invoices.invoice_id = drafts.invoice_id)
+inner join billing_intermediate.int_subscription_periods__awaiting_invoice as awaiting
+    on drafts.subscription_id = awaiting.subscription_id
+    and drafts.period_start = awaiting.period_start
 order by drafts.period_end, drafts.period_start, drafts.subscription_id
 """
 
