@@ -8,15 +8,19 @@ changed since the last one. Before a build that touches them, `build` checks tha
 still matches raw (raw.usage_events is append-only; an UPDATE, DELETE or TRUNCATE of it, a
 restored or rewritten table, or a missing checkpoint breaks that) and rebuilds them from raw if
 not. `rebuild` rebuilds everything from raw on demand.
+
+Code outside dbt that reads a model names it with `ref`, which looks it up in dbt's manifest.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 from billing.settings import DBT_PROJECT_DIR, billing_home
 from billing.warehouse import connect, connection_parts
@@ -46,10 +50,16 @@ INTERMEDIATE_SCHEMA = "billing_intermediate"
 # NOTE: one dbt invocation at a time on this warehouse: two concurrent runs of an incremental model
 # would both insert the same new rows.
 DBT_LOCK = "billing dbt"
+# What dbt parses into its manifest: a change to any of them may add, rename or remove a model.
+PROJECT_FILES = ("dbt_project.yml", "models", "macros", "seeds", "tests")
 
 
 class TransformFailed(RuntimeError):
     """dbt reported errors or failing tests; the message names each failed node."""
+
+
+class UnknownModel(LookupError):
+    """A name that is no model of the dbt project."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,40 @@ def run_unit_tests() -> int:
     """Every `unit_tests:` block of the models' YAML (they need the models' parents built once)."""
     with _dbt_lock():
         return _invoke("test", "--select", "test_type:unit")
+
+
+def ref(model: str) -> str:
+    """The relation (`schema.name`) dbt builds `model` into, as dbt's `ref()` gives it to a model.
+
+    Raises UnknownModel when the project has no such model: a renamed or removed model leaves its
+    old relation in the warehouse, and code naming it by hand would read stale rows without an error.
+    """
+    node = _manifest()["nodes"].get(f"model.billing.{model}")
+    if node is None:
+        raise UnknownModel(f"{model!r} is not a model of the dbt project in {DBT_PROJECT_DIR}")
+    return f"{node['schema']}.{node['alias']}"
+
+
+def _manifest() -> dict[str, Any]:
+    """dbt's manifest of the project as it is on disk: the last invocation's, or a fresh parse."""
+    path = _target_path() / "manifest.json"
+    if not path.exists() or path.stat().st_mtime < _project_changed_at():
+        with _dbt_lock():
+            result = _run_dbt("parse")
+        if not result.success:
+            raise TransformFailed("dbt parse failed: see the dbt log under BILLING_HOME/dbt/logs")
+    return _read_manifest(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_manifest(path: Path, modified_ns: int) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _project_changed_at() -> float:
+    """When a file of the dbt project was last written, added or removed (a folder's mtime moves)."""
+    roots = [DBT_PROJECT_DIR / name for name in PROJECT_FILES]
+    return max(path.stat().st_mtime for root in roots for path in (root, *root.rglob("*")))
 
 
 def _vars(*, as_of: str, grace: str, raw_rewrites: int | None) -> str:
@@ -199,21 +243,8 @@ def _dbt_lock() -> Iterator[None]:
 
 
 def _invoke(command: str, *arguments: str) -> int:
-    from dbt.cli.main import dbtRunner
-
-    os.environ.update(_dbt_environment())
-    dbt_home = billing_home() / "dbt"
-    result = dbtRunner().invoke([
-        command,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(dbt_home / "target"),
-        "--log-path", str(dbt_home / "logs"),
-        "--quiet",
-        *arguments,
-    ])
-    if result.exception is not None:
-        raise TransformFailed(f"dbt could not run: {result.exception}")
+    """Run a dbt command that executes nodes; returns how many it ran."""
+    result = _run_dbt(command, *arguments)
     failures = [
         f"{node.node.name}: {node.message}"
         for node in result.result
@@ -222,6 +253,29 @@ def _invoke(command: str, *arguments: str) -> int:
     if failures or not result.success:
         raise TransformFailed(f"dbt {command} failed:\n  " + "\n  ".join(failures))
     return len(result.result)
+
+
+def _run_dbt(command: str, *arguments: str) -> Any:
+    """dbt's runner result for one command against the warehouse (its target under BILLING_HOME)."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(_dbt_environment())
+    result = dbtRunner().invoke([
+        command,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(_target_path()),
+        "--log-path", str(billing_home() / "dbt" / "logs"),
+        "--quiet",
+        *arguments,
+    ])
+    if result.exception is not None:
+        raise TransformFailed(f"dbt could not run: {result.exception}")
+    return result
+
+
+def _target_path() -> Path:
+    return billing_home() / "dbt" / "target"
 
 
 def _dbt_environment() -> dict[str, str]:

@@ -7,6 +7,7 @@ models are built in-process and the gates called directly, which is what their A
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from billing.quality import GateFailed
 from billing.quality import billing_gates as gates
 from billing.quality.acknowledgements import acknowledge
 from billing.warehouse import connect
+from billing.window import ClosingWindow
 from conftest import query, reset_warehouse
 
 CATALOG = """
@@ -51,6 +53,8 @@ closing_events:
 APRIL_CLOSE = "2026-05-01T01:00:00+00:00"
 MAY_CLOSE = "2026-06-01T01:00:00+00:00"
 WINDOW = {"as_of": MAY_CLOSE, "grace": "1 hours"}
+# A relation in a schema dbt builds (generate_schema_name).
+MODEL_RELATION = re.compile(r"\b(billing_staging|billing_intermediate|billing_marts)\.(\w+)")
 
 
 def month_events(month: int, prefix: str, count: int = 20) -> list[tuple]:
@@ -104,6 +108,29 @@ def quality_config(tmp_path, monkeypatch) -> Path:
     path.write_text(QUALITY_CONFIG)
     monkeypatch.setenv("BILLING_QUALITY_CONFIG", str(path))
     return path
+
+
+def test_gates_read_only_models_of_the_dbt_project(warehouse, billing_home, quality_config):
+    # No manifest yet (as on a fresh worker): naming a model parses the project first.
+    (billing_home / "dbt" / "target" / "manifest.json").unlink(missing_ok=True)
+    window = ClosingWindow.parse(MAY_CLOSE, "1 hours")
+    read = {
+        relation
+        for name in gates.GATES
+        for check in gates.gate_for(name, window).checks
+        for relation in MODEL_RELATION.findall(check.query)
+    }
+    assert {name for _, name in read} == {
+        "int_subscription_periods", "int_subscription_periods__awaiting_invoice", "int_usage_events__attributed",
+        "int_usage_events__validated", "fct_draft_invoices", "fct_draft_invoice_lines", "fct_usage_event_duplicates",
+        "fct_rejected_usage_events",
+    }
+    for schema, name in read:
+        assert transform.ref(name) == f"{schema}.{name}"
+
+    # A name the project does not have (a model renamed or removed: its old table may linger) fails loudly.
+    with pytest.raises(transform.UnknownModel, match="'fct_draft_invoice' is not a model of the dbt project"):
+        transform.ref("fct_draft_invoice")
 
 
 def test_clean_window_passes_every_gate(scenario, quality_config):

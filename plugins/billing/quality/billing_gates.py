@@ -5,10 +5,15 @@ billing_cycle_close:  check_raw_contracts → build events → check_closing_eve
 charge_retries:       check_ledger → retry failed charges → webhooks
 
 "Closing" means closed as of the run (dbt's `is_closed`, from as_of and grace) and not invoiced
-yet: the periods this run is about to issue. "The closing window" is [earliest start, latest end)
-of those periods. A failed gate raises GateFailed, which fails its task, so nothing downstream is
-issued, charged or announced; the gates only read, so clearing the task after a fix resumes the
-run. Thresholds come from `billing.quality.config`; each check can be acknowledged for one window.
+yet (int_subscription_periods__awaiting_invoice): the periods this run is about to issue. "The
+closing window" is [earliest start, latest end) of those periods. A failed gate raises GateFailed,
+which fails its task, so nothing downstream is issued, charged or announced; the gates only read,
+so clearing the task after a fix resumes the run. Thresholds come from `billing.quality.config`;
+each check can be acknowledged for one window.
+
+The checks name dbt models through `ref` (dbt's manifest), so a renamed or removed model fails
+the gate instead of leaving it to read the stale table left behind. `raw.*` (the sources, under
+data contracts) and `billing.*` (written by the application) are not models and are named as is.
 """
 
 from __future__ import annotations
@@ -18,38 +23,37 @@ from datetime import datetime
 from billing.quality import Check, Gate, GateResult, enforce, run_gate
 from billing.quality.config import ClosingEventsConfig, load_quality_config
 from billing.quality.contract_gate import literal, raw_contracts_gate
+from billing.transform import ref
 from billing.window import ClosingWindow
 
 GATES = ("raw_contracts", "closing_events", "draft_invoices", "ledger")
 
-CLOSING_PERIODS = """
-    select periods.*
-    from billing_intermediate.int_subscription_periods as periods
-    where periods.is_closed
-        and not exists (
-            select 1 from billing.invoices
-            where invoices.subscription_id = periods.subscription_id
-                and invoices.period_start = periods.period_start
-        )
-"""
 
-CLOSING_EVENTS = f"""
-    with closing_periods as ({CLOSING_PERIODS})
-    select events.*
-    from billing_intermediate.int_usage_events__attributed as events
-    inner join closing_periods
-        on events.subscription_id = closing_periods.subscription_id
-        and events.period_start = closing_periods.period_start
-"""
+def _closing_periods() -> str:
+    """The periods this run is about to issue: closed, and no invoice yet."""
+    return f"select * from {ref('int_subscription_periods__awaiting_invoice')} where is_closed"
 
-CLOSING_DRAFTS = f"""
-    with closing_periods as ({CLOSING_PERIODS})
-    select drafts.*
-    from billing_marts.fct_draft_invoices as drafts
-    inner join closing_periods
-        on drafts.subscription_id = closing_periods.subscription_id
-        and drafts.period_start = closing_periods.period_start
-"""
+
+def _closing_events() -> str:
+    return f"""
+        with closing_periods as ({_closing_periods()})
+        select events.*
+        from {ref('int_usage_events__attributed')} as events
+        inner join closing_periods
+            on events.subscription_id = closing_periods.subscription_id
+            and events.period_start = closing_periods.period_start
+    """
+
+
+def _closing_drafts() -> str:
+    return f"""
+        with closing_periods as ({_closing_periods()})
+        select drafts.*
+        from {ref('fct_draft_invoices')} as drafts
+        inner join closing_periods
+            on drafts.subscription_id = closing_periods.subscription_id
+            and drafts.period_start = closing_periods.period_start
+    """
 
 
 def check_raw_contracts(*, as_of: str, grace: str) -> GateResult:
@@ -99,7 +103,7 @@ def closing_events_gate(window: ClosingWindow, config: ClosingEventsConfig) -> G
         Check(
             # After dedupe (int_usage_events__attributed holds the winners only).
             "events_are_complete",
-            CLOSING_EVENTS,
+            _closing_events(),
             key_columns=("reference",),
             expectations=(
                 expect.ExpectColumnValuesToBeUnique(column="reference"),
@@ -112,7 +116,7 @@ def closing_events_gate(window: ClosingWindow, config: ClosingEventsConfig) -> G
               expectations=no_rows),
         Check(
             "timestamps_are_inside_the_window",
-            CLOSING_EVENTS + f"""
+            _closing_events() + f"""
                 where events.occurred_at < events.period_start
                     or events.occurred_at >= events.period_end
                     or events.occurred_at > {{as_of}}
@@ -135,7 +139,7 @@ def _values_out_of_range(config: ClosingEventsConfig) -> str:
         for name, bounds in sorted(config.meters.items())
     ] or ["(null, null::numeric, null::numeric, false, false)"]
     return f"""
-        with closing_events as ({CLOSING_EVENTS}),
+        with closing_events as ({_closing_events()}),
         meter_bounds (event_name, min_value, max_value, has_min, has_max) as (values {", ".join(rows)}),
         bounded as (
             select closing_events.reference, closing_events.event_name, closing_events.aggregation,
@@ -160,13 +164,13 @@ def _reject_rate(config: ClosingEventsConfig) -> str:
     it has none, falls in the closing window.
     """
     return f"""
-        with closing_periods as ({CLOSING_PERIODS}),
+        with closing_periods as ({_closing_periods()}),
         closing_window as (
             select min(period_start) as window_start, max(period_end) as window_end from closing_periods
         ),
         window_events as (
             select events.reject_reason
-            from billing_intermediate.int_usage_events__validated as events
+            from {ref('int_usage_events__validated')} as events
             cross join closing_window
             where coalesce(events.occurred_at, events.ingested_at) >= closing_window.window_start
                 and coalesce(events.occurred_at, events.ingested_at) < closing_window.window_end
@@ -207,7 +211,7 @@ def _volume_out_of_band(config: ClosingEventsConfig) -> str:
         for name, bounds in sorted(config.meters.items())
     ] or ["(null, null::numeric, null::numeric, false, false)"]
     return f"""
-        with closing_periods as ({CLOSING_PERIODS}),
+        with closing_periods as ({_closing_periods()}),
         first_closing as (
             select subscription_id, min(period_start) as first_closing_start from closing_periods group by 1
         ),
@@ -218,7 +222,7 @@ def _volume_out_of_band(config: ClosingEventsConfig) -> str:
                     row_number() over (
                         partition by periods.subscription_id order by periods.period_start desc
                     ) as recency
-                from billing_intermediate.int_subscription_periods as periods
+                from {ref('int_subscription_periods')} as periods
                 inner join first_closing
                     on periods.subscription_id = first_closing.subscription_id
                     and periods.period_end <= first_closing.first_closing_start
@@ -244,7 +248,7 @@ def _volume_out_of_band(config: ClosingEventsConfig) -> str:
                 count(*) filter (where compared.side = 'closing') as closing_events,
                 count(*) filter (where compared.side = 'history') as history_events
             from compared
-            inner join billing_intermediate.int_usage_events__attributed as events
+            inner join {ref('int_usage_events__attributed')} as events
                 on compared.subscription_id = events.subscription_id
                 and compared.period_start = events.period_start
             group by 1
@@ -286,11 +290,11 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
         Check(
             "totals_equal_the_sum_of_lines",
             f"""
-                with drafts as ({CLOSING_DRAFTS})
+                with drafts as ({_closing_drafts()})
                 select drafts.invoice_id, drafts.subtotal_minor,
                     coalesce(sum(lines.amount_minor), 0) as lines_total_minor
                 from drafts
-                left join billing_marts.fct_draft_invoice_lines as lines
+                left join {ref('fct_draft_invoice_lines')} as lines
                     on drafts.invoice_id = lines.invoice_id
                 group by 1, 2
             """,
@@ -305,14 +309,14 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
             # to a credit grant at issue, so the invoice total is never negative (SPEC §6).
             "no_negative_totals",
             f"""
-                with drafts as ({CLOSING_DRAFTS})
+                with drafts as ({_closing_drafts()})
                 select drafts.invoice_id,
                     coalesce(sum(lines.amount_minor) filter (where lines.kind != 'adjustment'), 0)
                         as charges_minor,
                     coalesce(min(lines.amount_minor) filter (where lines.kind != 'adjustment'), 0)
                         as smallest_line_minor
                 from drafts
-                left join billing_marts.fct_draft_invoice_lines as lines
+                left join {ref('fct_draft_invoice_lines')} as lines
                     on drafts.invoice_id = lines.invoice_id
                 group by 1
             """,
@@ -324,7 +328,7 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
         ),
         Check(
             "one_draft_per_subscription_period",
-            CLOSING_DRAFTS,
+            _closing_drafts(),
             key_columns=("invoice_id",),
             expectations=(
                 expect.ExpectColumnValuesToBeUnique(column="invoice_id"),
@@ -334,7 +338,7 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
         Check(
             "currency_is_the_plans",
             f"""
-                with drafts as ({CLOSING_DRAFTS})
+                with drafts as ({_closing_drafts()})
                 select drafts.invoice_id, drafts.currency, upper(plans.currency) as plan_currency
                 from drafts
                 inner join raw.plans on drafts.plan_id = plans.plan_id
@@ -359,26 +363,22 @@ def _subscriptions_without_draft() -> str:
     periods (or before its first, which must start at started_at); a subscription active before
     as_of with no billing period at all (dropped by the period model).
     """
-    return """
+    return f"""
         with closed as (
             select subscription_id, period_start, period_end
-            from billing_intermediate.int_subscription_periods
+            from {ref('int_subscription_periods')}
             where is_closed
         ),
+        closing_periods as ({_closing_periods()}),
         missing as (
-            select closed.subscription_id, closed.period_start, closed.period_end,
+            select closing_periods.subscription_id, closing_periods.period_start, closing_periods.period_end,
                 'closed period with no draft and no invoice' as problem
-            from closed
+            from closing_periods
             where not exists (
-                    select 1 from billing_marts.fct_draft_invoices as drafts
-                    where drafts.subscription_id = closed.subscription_id
-                        and drafts.period_start = closed.period_start
-                )
-                and not exists (
-                    select 1 from billing.invoices
-                    where invoices.subscription_id = closed.subscription_id
-                        and invoices.period_start = closed.period_start
-                )
+                select 1 from {ref('fct_draft_invoices')} as drafts
+                where drafts.subscription_id = closing_periods.subscription_id
+                    and drafts.period_start = closing_periods.period_start
+            )
         ),
         sequenced as (
             select closed.*, subscriptions.started_at,
@@ -398,9 +398,9 @@ def _subscriptions_without_draft() -> str:
             select subscriptions.subscription_id, subscriptions.started_at as period_start,
                 subscriptions.ended_at as period_end, 'active subscription without billing periods' as problem
             from raw.subscriptions
-            where subscriptions.started_at < {as_of}
+            where subscriptions.started_at < {{as_of}}
                 and not exists (
-                    select 1 from billing_intermediate.int_subscription_periods as periods
+                    select 1 from {ref('int_subscription_periods')} as periods
                     where periods.subscription_id = subscriptions.subscription_id
                 )
         )
@@ -416,22 +416,22 @@ def _event_reconciliation() -> str:
     """Raw rows = attributed (billed or to bill) + dropped duplicates + rejected, for the snapshot
     dbt built: raw rows ingested up to the latest ingested_at the models saw (later loads are
     the next run's)."""
-    return """
+    return f"""
         with snapshot as (
             select max(ingested_at) as last_ingested_at
             from (
-                select ingested_at from billing_intermediate.int_usage_events__validated
+                select ingested_at from {ref('int_usage_events__validated')}
                 union all
-                select ingested_at from billing_marts.fct_usage_event_duplicates
+                select ingested_at from {ref('fct_usage_event_duplicates')}
             ) as seen
         ),
         counts as (
             select
                 (select count(*) from raw.usage_events cross join snapshot
                  where usage_events.ingested_at <= snapshot.last_ingested_at) as raw_rows,
-                (select count(*) from billing_intermediate.int_usage_events__attributed) as attributed,
-                (select count(*) from billing_marts.fct_usage_event_duplicates) as duplicates,
-                (select count(*) from billing_marts.fct_rejected_usage_events) as rejected
+                (select count(*) from {ref('int_usage_events__attributed')}) as attributed,
+                (select count(*) from {ref('fct_usage_event_duplicates')}) as duplicates,
+                (select count(*) from {ref('fct_rejected_usage_events')}) as rejected
         )
         select raw_rows, attributed, duplicates, rejected, attributed + duplicates + rejected as accounted_for
         from counts
@@ -443,12 +443,12 @@ def _quantity_mismatches() -> str:
     and `sum` without `set` events) differs from the attributed events; and charged meters with
     events but no line."""
     return f"""
-        with drafts as ({CLOSING_DRAFTS}),
+        with drafts as ({_closing_drafts()}),
         lines as (
             select drafts.invoice_id, drafts.subscription_id, drafts.period_start, drafts.plan_id,
                 lines.event_name, lines.quantity, (lines.detail ->> 'count_events')::bigint as line_count_events
             from drafts
-            inner join billing_marts.fct_draft_invoice_lines as lines
+            inner join {ref('fct_draft_invoice_lines')} as lines
                 on drafts.invoice_id = lines.invoice_id
             where lines.kind = 'usage'
         ),
@@ -458,7 +458,7 @@ def _quantity_mismatches() -> str:
                 count(*) as count_events,
                 coalesce(sum(events.value), 0) as total_value,
                 bool_or(events.action = 'set') as has_set
-            from billing_intermediate.int_usage_events__attributed as events
+            from {ref('int_usage_events__attributed')} as events
             inner join drafts
                 on events.subscription_id = drafts.subscription_id
                 and events.period_start = drafts.period_start
