@@ -21,6 +21,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
+from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF
 
@@ -33,6 +34,7 @@ DAG_ID = "billing_cycle_close"
     start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["billing", "invoicing"],
     params={"as_of": None, "grace": "1 hour"},
 )
@@ -46,7 +48,7 @@ def billing_cycle_close():
 
         billing_gates.check_raw_contracts(**run["window"])
 
-    @task
+    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased
     def build_event_models(run: dict) -> int:
         from billing import transform
@@ -60,7 +62,7 @@ def billing_cycle_close():
 
         billing_gates.check_closing_events(**run["window"])
 
-    @task
+    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased
     def rate_draft_invoices(run: dict) -> int:
         from billing import transform
@@ -97,13 +99,6 @@ def billing_cycle_close():
 
         as_of = ClosingWindow.parse(**run["window"]).as_of
         return charge_open_invoices(configured_gateway(), now=as_of).__dict__
-
-    @task
-    @leased
-    def dispatch_webhooks(run: dict) -> dict:
-        from billing.webhooks.dispatch import dispatch_webhooks
-
-        return dispatch_webhooks().__dict__
 
     run = begin_run()
     contracts_checked = check_raw_contracts(run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
+from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF
 
@@ -24,6 +25,7 @@ DAG_ID = "charge_retries"
     start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["billing", "payments"],
 )
 def charge_retries():
@@ -46,13 +48,6 @@ def charge_retries():
 
         now = ClosingWindow.parse(**run["window"]).as_of
         return retry_failed_charges(configured_gateway(), now=now).__dict__
-
-    @task
-    @leased
-    def dispatch_webhooks(run: dict) -> dict:
-        from billing.webhooks.dispatch import dispatch_webhooks
-
-        return dispatch_webhooks().__dict__
 
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
+from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF
 
@@ -27,6 +28,7 @@ DAG_ID = "usage_pipeline"
     start_date=pendulum.instance(EARLIEST_AS_OF),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["billing", "usage"],
     params={"as_of": None, "grace": "1 hour"},
 )
@@ -34,14 +36,14 @@ def usage_pipeline():
     # the run's logical time `as_of` (usage so far counts up to it) and the grace period
     begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
 
-    @task
+    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased
     def update_usage(run: dict) -> dict:
         from billing import transform
 
         return transform.update_usage(**run["window"]).__dict__
 
-    @task
+    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased
     def rate_current_usage(run: dict) -> int:
         from billing import transform
@@ -63,13 +65,6 @@ def usage_pipeline():
             "snapshots": usage_alerts.announce_usage_snapshots(),
             "rejected": usage_alerts.announce_rejected_events(since=as_of - timedelta(hours=1), until=as_of),
         }
-
-    @task
-    @leased
-    def dispatch_webhooks(run: dict) -> dict:
-        from billing.webhooks.dispatch import dispatch_webhooks
-
-        return dispatch_webhooks().__dict__
 
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)

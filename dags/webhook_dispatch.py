@@ -3,13 +3,16 @@
 Delivers each due event to every enabled endpoint subscribed to its type, signed per Standard
 Webhooks, with the SPEC's backoff between attempts and a dead letter after the last. Any airflow
 run, re-run or overlap is safe: a delivery is claimed before it is sent and is sent once it
-succeeds, never again.
+succeeds, never again. It takes no warehouse lease, so it also delivers the `billing.run.failed`
+of a run that stopped before its own `dispatch_webhooks`.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
+
+from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
 
 DAG_ID = "webhook_dispatch"
 
@@ -20,15 +23,10 @@ DAG_ID = "webhook_dispatch"
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["billing", "webhooks"],
 )
 def webhook_dispatch():
-    @task
-    def dispatch_webhooks() -> dict:
-        from billing.webhooks.dispatch import dispatch_webhooks
-
-        return dispatch_webhooks().__dict__
-
     dispatch_webhooks()
 
 

@@ -1,4 +1,6 @@
-"""Every DAG in dags/ loads into a real Airflow DagBag, with the task order its docstring promises.
+"""Every DAG in dags/ loads into a real Airflow DagBag, with the task order its docstring promises
+and its operational settings; a task that fails for good, in a real Airflow run, tells the operator
+once (`billing.dag_defaults`).
 
 Each DAG's graph is compared whole: its task ids, and every upstream → downstream edge. A leased
 DAG runs its steps in one chain between `begin_run` (the setup that takes the warehouse's lease
@@ -8,9 +10,21 @@ also upstream of every other task.
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
 import pytest
 
-from billing.orchestration import dag_bag
+from billing import dag_defaults
+from billing.orchestration import dag_bag, run_dag
+from conftest import query, reset_warehouse
+
+DAG_IDS = ["billing_cycle_close", "charge_retries", "usage_pipeline", "webhook_dispatch"]
+MODEL_BUILDS = {"build_event_models", "rate_draft_invoices", "update_usage", "rate_current_usage"}
+RUN_FAILED_EVENTS = (
+    "select subject_id, data from billing.webhook_events where event_type = 'billing.run.failed' order by created_at"
+)
 
 # The steps of each DAG in the order its docstring promises.
 STEPS = {
@@ -67,3 +81,182 @@ def test_unleased_dag_runs_its_steps_in_order(bag, dag_id):
 
     assert set(dag.task_ids) == set(steps)
     assert edges(dag) == set(zip(steps, steps[1:]))
+
+
+def test_every_task_retries_twice_a_minute_apart_times_out_and_announces_its_failure(billing_home):
+    bag = dag_bag()
+    settings = {
+        (dag_id, task.task_id): (task.retries, task.retry_delay, task.execution_timeout, task.retry_policy,
+                                 task.on_failure_callback)
+        for dag_id in DAG_IDS for task in bag.dags[dag_id].tasks
+    }
+    assert len(settings) == 11 + 5 + 6 + 1
+    for (dag_id, task_id), (retries, delay, timeout, policy, callbacks) in settings.items():
+        expected_timeout = timedelta(hours=4) if task_id in MODEL_BUILDS else timedelta(hours=1)
+        assert (retries, delay, timeout) == (2, timedelta(minutes=1), expected_timeout), (dag_id, task_id)
+        assert policy is dag_defaults.RETRY_POLICY and callbacks == [dag_defaults.announce_failure], (dag_id, task_id)
+    assert {task_id for (_, task_id), (_, _, timeout, _, _) in settings.items()
+            if timeout == timedelta(hours=4)} == MODEL_BUILDS
+
+
+def test_the_four_dags_share_one_dispatch_webhooks_task(billing_home):
+    bag = dag_bag()
+    callables = {bag.dags[dag_id].task_dict["dispatch_webhooks"].python_callable for dag_id in DAG_IDS}
+    assert callables == {dag_defaults.dispatch_webhooks.function}
+
+
+# A failed gate, in a real close: the raw contracts are broken (two active subscriptions at once).
+CATALOG = """
+meters:
+  - {event_name: api_call, display_name: API calls, aggregation: sum}
+plans:
+  - plan_id: usage_usd
+    name: Usage
+    currency: USD
+    interval: month
+    charges:
+      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
+customers:
+  - {customer_id: twice, name: Twice, currency: USD, collection_method: auto_charge, payment_method_id: pm_card_visa}
+subscriptions:
+  - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z"}
+"""
+# The application wrote a plan change without ending the first subscription.
+OVERLAPPING = """
+insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at, billing_anchor_day)
+values ('s_second', 'twice', 'usage_usd', '2026-06-15T00:00:00Z', 1)
+"""
+AS_OF = datetime(2026, 7, 1, 1, tzinfo=timezone.utc)
+GATE_HINT = (
+    "Fix the data and clear this task to re-run the gate; or, for a known anomaly of this window only:"
+    " billing quality acknowledge --gate raw_contracts --check subscriptions__one_active_subscription_per_customer"
+    " --as-of 2026-07-01T01:00:00+00:00 --reason '…'"
+)
+
+
+def tries(billing_home: Path, dag_id: str, run_id: str, task_id: str) -> int:
+    """How many times Airflow ran a task of a run (its metadata, as the scheduler would read it)."""
+    with sqlite3.connect(billing_home / "airflow" / "airflow.db") as airflow:
+        [(try_number,)] = airflow.execute(
+            "select try_number from task_instance where dag_id = ? and run_id = ? and task_id = ?",
+            (dag_id, run_id, task_id),
+        ).fetchall()
+    return try_number
+
+
+def test_a_failed_gate_is_not_retried_and_is_announced_once(warehouse, billing_home, tmp_path):
+    from billing.catalog import apply_catalog
+    from billing.warehouse import connect
+
+    reset_warehouse()
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    apply_catalog(tmp_path / "catalog.yaml")
+    with connect() as connection:
+        connection.execute(OVERLAPPING)
+
+    stopped = run_dag("billing_cycle_close", logical_date=AS_OF, conf={"as_of": AS_OF.isoformat()})
+    again = run_dag("billing_cycle_close", logical_date=AS_OF, conf={"as_of": AS_OF.isoformat()})
+
+    assert stopped.failed_tasks == again.failed_tasks == ("check_raw_contracts",)
+    assert stopped.run_id != again.run_id  # in-process, a re-run is a new Airflow run of the same date
+    assert tries(billing_home, "billing_cycle_close", again.run_id, "check_raw_contracts") == 1
+    [(subject, data)] = query(RUN_FAILED_EVENTS)
+    assert subject == "billing_cycle_close/2026-07-01T01:00:00+00:00/check_raw_contracts"
+    error = data.pop("error")
+    assert data == {
+        "dag_id": "billing_cycle_close", "run_id": stopped.run_id, "as_of": "2026-07-01T01:00:00+00:00",
+        "task_id": "check_raw_contracts", "action": GATE_HINT,
+    }
+    assert error.startswith("GateFailed: gate raw_contracts failed: check subscriptions__one_active_subscription_per_customer:")
+    assert "\n" not in error
+    assert (f"billing_cycle_close run {again.run_id} failed in check_raw_contracts: {error}. To do: {GATE_HINT}"
+            in again.log_path.read_text())
+    assert query("select count(*) from billing.invoices") == [(0,)]
+
+
+# The project's operational settings on a throwaway DAG, with retries a second apart instead of a minute.
+PROBE_DAG = '''
+import time
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from billing.dag_defaults import DEFAULT_ARGS
+
+
+@dag(dag_id="probe", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False,
+     default_args={**DEFAULT_ARGS, "retry_delay": timedelta(seconds=1)})
+def probe():
+    @task(execution_timeout=timedelta(seconds=2))
+    def work():
+        context = get_current_context()
+        conf, try_number = context["dag_run"].conf, context["ti"].try_number
+        with open(conf["out"], "a") as out:
+            out.write(f"{try_number}\\n")
+        if conf["fail"] == "first_try" and try_number == 1:
+            raise ConnectionError("the warehouse went away")
+        if conf["fail"] == "always":
+            raise RuntimeError(f"broken on try {try_number}\\nsecond line")
+        if conf["fail"] == "hang":
+            time.sleep(30)
+
+    work()
+
+
+probe()
+'''
+PROBE_DATE = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def probe_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dags")
+    (folder / "probe.py").write_text(PROBE_DAG)
+    return folder
+
+
+def run_probe(folder: Path, out: Path, fail: str):
+    return run_dag("probe", logical_date=PROBE_DATE, conf={"out": str(out), "fail": fail}, dags_folder=folder)
+
+
+def test_a_task_that_heals_on_its_retry_succeeds_unannounced(warehouse, probe_folder, tmp_path):
+    reset_warehouse()
+    out = tmp_path / "tries.txt"
+
+    outcome = run_probe(probe_folder, out, "first_try")
+
+    assert outcome.succeeded, outcome
+    assert out.read_text().split() == ["1", "2"]
+    assert query(RUN_FAILED_EVENTS) == []
+
+
+def test_a_task_that_keeps_failing_is_tried_three_times_then_announced_once(warehouse, probe_folder, tmp_path):
+    reset_warehouse()
+    out = tmp_path / "tries.txt"
+
+    failed = run_probe(probe_folder, out, "always")
+    again = run_probe(probe_folder, out, "always")
+
+    assert (failed.failed_tasks, again.failed_tasks) == (("work",), ("work",))
+    assert out.read_text().split() == ["1", "2", "3"] * 2
+    assert query(RUN_FAILED_EVENTS) == [("probe/2024-05-01T00:00:00+00:00/work", {
+        "dag_id": "probe", "run_id": failed.run_id, "as_of": "2024-05-01T00:00:00+00:00", "task_id": "work",
+        "error": "RuntimeError: broken on try 3",
+        "action": "fix the cause, then clear work (or re-run the run): every task is idempotent",
+    })]
+
+
+def test_a_task_past_its_timeout_fails_at_once_and_is_announced(warehouse, probe_folder, tmp_path):
+    reset_warehouse()
+    out = tmp_path / "tries.txt"
+
+    hung = run_probe(probe_folder, out, "hang")
+
+    assert hung.failed_tasks == ("work",)
+    assert out.read_text().split() == ["1"]
+    [(_, data)] = query(RUN_FAILED_EVENTS)
+    assert data["error"].startswith("AirflowTaskTimeout: Timeout, PID: ")
+    assert data["action"] == (
+        "work ran past its timeout (0:00:02): find what it waited on (a lock, a slow query), then clear it"
+    )
