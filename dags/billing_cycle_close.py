@@ -6,7 +6,8 @@ attributes the events, and dbt rates the draft invoices. Great Expectations gate
 task, stand before every step that issues or moves money: `check_raw_contracts` (the raw tables
 against data_contracts/), `check_closing_events`, `check_draft_invoices` (before issuing) and
 `check_ledger` (before charging). A failed gate fails its task, so nothing downstream runs; fix the
-data and clear the task (or re-run) to resume. Thresholds: BILLING_HOME/quality.yml.
+data and clear the task (or re-run) to resume. Thresholds: BILLING_HOME/quality.yml. Other failed
+tasks are retried; a task that failed for good sends `billing.run.failed` (billing.dag_defaults).
 
 The run holds the warehouse's lease from `begin_run` to `end_run` (billing.runs): no other close,
 usage update or retry run interleaves with it, whoever started it. `as_of` may be any past
