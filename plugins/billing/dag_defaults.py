@@ -67,8 +67,10 @@ def announce_failure(context) -> None:
         "error": _one_line(error),
         "action": _what_to_do(error, ti.task_id, context["task"].execution_timeout),
     }
-    # NOTE: logged first: when the warehouse is what failed, the event cannot be enqueued.
-    logger.error("%s run %s failed in %s: %s. To do: %s", data["dag_id"], data["run_id"], data["task_id"],
+    # NOTE: logged first: when the warehouse is what failed, the event cannot be enqueued. A warning:
+    # the task's error is the exception Airflow logged just before, the last error-level entry of
+    # the task's log (which billing.airflow_api reports).
+    logger.warning("%s run %s failed in %s: %s. To do: %s", data["dag_id"], data["run_id"], data["task_id"],
                  data["error"], data["action"])
     # One event per run × task; a run's logical date names it across re-runs (a manual trigger may have none).
     run = dag_run.logical_date.isoformat() if dag_run.logical_date else dag_run.run_id
