@@ -8,14 +8,7 @@
 
 -- SPEC §2: the first ingested row of each reference (rank 1 in the ledger).
 select
-    reference,
-    customer_id,
-    event_name,
-    value,
-    properties,
-    action,
-    occurred_at,
-    ingested_at,
+    {{ usage_event_columns() }},
     raw_row_position
 
 from {{ ref('int_usage_events__ranked') }}

@@ -81,16 +81,7 @@ new_events as (
 -- loaded late), so the reference is ranked again as a whole.
 events_to_rank as (
 
-    select
-        ledger.reference,
-        ledger.customer_id,
-        ledger.event_name,
-        ledger.action,
-        ledger.properties,
-        ledger.value,
-        ledger.occurred_at,
-        ledger.ingested_at,
-        ledger.raw_row_position
+    select {{ usage_event_columns() }}, raw_row_position
 
     from ledger
 
@@ -100,16 +91,7 @@ events_to_rank as (
 
     union all
 
-    select
-        reference,
-        customer_id,
-        event_name,
-        action,
-        properties,
-        value,
-        occurred_at,
-        ingested_at,
-        raw_row_position
+    select {{ usage_event_columns() }}, raw_row_position
 
     from new_events
 

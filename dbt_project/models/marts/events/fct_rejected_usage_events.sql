@@ -15,14 +15,7 @@ validated as (
 rejected as (
 
     select
-        reference,
-        customer_id,
-        event_name,
-        value,
-        properties,
-        action,
-        occurred_at,
-        ingested_at,
+        {{ usage_event_columns() }},
         reject_reason
 
     from validated

@@ -18,14 +18,7 @@ ranked as (
 duplicates as (
 
     select
-        reference,
-        customer_id,
-        event_name,
-        value,
-        properties,
-        action,
-        occurred_at,
-        ingested_at,
+        {{ usage_event_columns() }},
         winner_ingested_at,
         winner_payload,
         payload is distinct from winner_payload as is_conflicting
