@@ -22,16 +22,6 @@
 -- depends_on: {{ ref('int_usage_events__changed') }}
 -- depends_on: {{ ref('int_usage_catalog__changed') }}
 
-{% if is_incremental() %}
-    {%- set changed_catalog = run_query(
-        "select count(*) filter (where catalog_scope = 'customer'),"
-        ~ " count(*) filter (where catalog_scope = 'meter')"
-        ~ " from " ~ ref('int_usage_catalog__changed')
-    ).rows[0] -%}
-    {%- set has_changed_customers = changed_catalog[0] > 0 -%}
-    {%- set has_changed_meters = changed_catalog[1] > 0 -%}
-{% endif %}
-
 with
 
 -- NOTE: "not materialized": read by several branches below, each by index;
@@ -56,9 +46,9 @@ changed_catalog as (
 
 ),
 
--- The winners to validate again: of changed references, and (only when the
--- catalog changed: each branch is a separate index lookup) of every event of
--- a changed customer or meter.
+-- The winners to validate again: of changed references, and of every event of
+-- a changed customer or meter, found by the event column that holds its key
+-- (a branch only for a scope that changed: each is a separate index lookup).
 positions_to_validate as (
 
     select raw_row_position
@@ -67,7 +57,10 @@ positions_to_validate as (
 
     where reference_rank = 1
 
-    {% if has_changed_customers %}
+    {% set changed_scopes = changed_catalog_scopes() %}
+    {% for scope, key_column in [
+        ('customer', 'customer_id'), ('meter', 'event_name')
+    ] if scope in changed_scopes %}
     union
 
     select deduped.raw_row_position
@@ -75,21 +68,9 @@ positions_to_validate as (
     from deduped
 
     inner join changed_catalog
-        on deduped.customer_id = changed_catalog.catalog_key
-        and changed_catalog.catalog_scope = 'customer'
-    {% endif %}
-
-    {% if has_changed_meters %}
-    union
-
-    select deduped.raw_row_position
-
-    from deduped
-
-    inner join changed_catalog
-        on deduped.event_name = changed_catalog.catalog_key
-        and changed_catalog.catalog_scope = 'meter'
-    {% endif %}
+        on deduped.{{ key_column }} = changed_catalog.catalog_key
+        and changed_catalog.catalog_scope = '{{ scope }}'
+    {% endfor %}
 
 ),
 
