@@ -208,26 +208,14 @@ final as (
 
 {% if is_incremental() %}
 
--- A displaced winner (a copy ingested earlier arrived late) is deleted.
+-- A displaced winner (a copy ingested earlier arrived late) is deleted. A
+-- tombstone only carries its key: its row is read back as stored (the table
+-- has final's columns, it is built from final).
 select *, false as _is_tombstone from final
 
 union all
 
-select
-    reference,
-    customer_id,
-    event_name,
-    value,
-    properties,
-    action,
-    occurred_at,
-    ingested_at,
-    aggregation,
-    subscription_id,
-    plan_id,
-    reject_reason,
-    raw_row_position,
-    true as _is_tombstone
+select *, true as _is_tombstone
 
 from {{ this }}
 
