@@ -1,18 +1,15 @@
 {#
-    The usage pipeline's last committed state, int_usage_pipeline__checkpoint
-    (docs/incremental.md). It is read without ref(): the checkpoint is built
-    after the models that read it, so a ref would be a cycle. None before the
-    first complete run, and while dbt parses.
+    The usage pipeline's last committed state: the source
+    usage_pipeline.checkpoint (int_usage_pipeline__checkpoint as the last
+    complete run left it, docs/incremental.md). None before the first
+    complete run, and while dbt parses (which records the dependency).
 #}
 {% macro usage_checkpoint() %}
+    {%- set checkpoint = source('usage_pipeline', 'checkpoint') -%}
     {%- if not execute -%}
         {{ return(none) }}
     {%- endif -%}
-    {{ return(adapter.get_relation(
-        database=this.database,
-        schema=this.schema,
-        identifier='int_usage_pipeline__checkpoint'
-    )) }}
+    {{ return(load_relation(checkpoint)) }}
 {% endmacro %}
 
 {#

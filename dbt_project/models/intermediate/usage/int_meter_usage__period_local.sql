@@ -23,6 +23,7 @@
 
 -- depends_on: {{ ref('int_usage_events__changed') }}
 -- depends_on: {{ ref('int_usage_catalog__changed') }}
+-- depends_on: {{ source('usage_pipeline', 'checkpoint') }}
 
 {% if is_incremental() %}
     {%- set frontier_at = usage_watermark(

@@ -25,6 +25,7 @@
 }}
 
 -- depends_on: {{ ref('int_meter_state__changed') }}
+-- depends_on: {{ source('usage_pipeline', 'checkpoint') }}
 
 {% if is_incremental() %}
     {%- set last_as_of = usage_watermark("max(as_of)") -%}

@@ -3,8 +3,8 @@
     models downstream of the dedupe ledger have caught up, and the catalog
     they were computed with. It is built after them (the depends_on lines),
     so dbt skips it when one of them failed, and the next run redoes that
-    run's changes too. int_usage_events__changed and int_usage_catalog__changed
-    read it without ref() (a ref would be a cycle).
+    run's changes too. The models that read it are built before it, so they
+    read it as the source usage_pipeline.checkpoint, not by ref (a cycle).
 #}
 
 -- depends_on: {{ ref('int_usage_events__validated') }}
