@@ -27,7 +27,8 @@ UNIT_TESTED_MODELS = {
     "int_meter_usage__aggregated",
     "int_meter_usage__period_local",
     "int_meter_usage__stateful",
-    "int_usage_lines__rated",
+    "int_usage_lines__charged",
+    "int_usage_lines__priced",
     "int_invoice_lines__drafted",
     "int_invoice_adjustments",
 }

@@ -1,41 +1,40 @@
+{#
+    The current periods' lines, run on to the period's end and rated
+    (int_usage_lines__priced, basis 'projected').
+#}
 with
 
-periods as (
+priced as (
 
-    select * from {{ ref('int_subscription_periods') }}
+    select * from {{ ref('int_usage_lines__priced') }}
 
-    -- the period each subscription is in at the run's as_of
-    where period_start <= {{ as_of() }}
-        and {{ as_of() }} < period_end
+    where line_basis = 'projected'
 
 ),
 
-charges as (
+final as (
 
-    select * from {{ ref('stg_app__plan_charges') }}
+    select
+        subscription_id,
+        period_start,
+        plan_id,
+        event_name,
+        pricing_model,
+        unit_price,
+        included_units,
+        package_size,
+        percentage_rate,
+        fixed_fee_per_event,
+        display_name,
+        quantity,
+        count_events,
+        total_value,
+        billable_units,
+        tier_breakdown,
+        amount
 
-),
+    from priced
 
-tiers as (
+)
 
-    select * from {{ ref('stg_app__plan_charge_tiers') }}
-
-),
-
-meters as (
-
-    select * from {{ ref('stg_app__meters') }}
-
-),
-
-usage as (
-
-    select * from {{ ref('int_meter_usage__aggregated') }}
-
-),
-
-{{ charged_usage_cte(run_rate=true) }},
-
-{{ rated_usage_ctes() }}
-
-select * from rated
+select * from final

@@ -1,37 +1,40 @@
+{#
+    Every period's lines, rated (int_usage_lines__priced, basis 'period').
+    count_events is whole: only a projection scales it.
+#}
 with
 
-periods as (
+priced as (
 
-    select * from {{ ref('int_subscription_periods') }}
+    select * from {{ ref('int_usage_lines__priced') }}
 
-),
-
-charges as (
-
-    select * from {{ ref('stg_app__plan_charges') }}
+    where line_basis = 'period'
 
 ),
 
-tiers as (
+final as (
 
-    select * from {{ ref('stg_app__plan_charge_tiers') }}
+    select
+        subscription_id,
+        period_start,
+        plan_id,
+        event_name,
+        pricing_model,
+        unit_price,
+        included_units,
+        package_size,
+        percentage_rate,
+        fixed_fee_per_event,
+        display_name,
+        quantity,
+        count_events::bigint as count_events,
+        total_value,
+        billable_units,
+        tier_breakdown,
+        amount
 
-),
+    from priced
 
-meters as (
+)
 
-    select * from {{ ref('stg_app__meters') }}
-
-),
-
-usage as (
-
-    select * from {{ ref('int_meter_usage__aggregated') }}
-
-),
-
-{{ charged_usage_cte() }},
-
-{{ rated_usage_ctes() }}
-
-select * from rated
+select * from final
