@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from billing.settings import billing_home
 from billing.warehouse import connect
@@ -45,7 +45,9 @@ def cycle_close_counts() -> dict:
     with connect() as connection:
         invoices = dict(connection.execute("select status, count(*) from billing.invoices group by 1").fetchall())
         charges = dict(connection.execute("select status, count(*) from billing.charge_attempts group by 1").fetchall())
-        webhooks = dict(connection.execute("select event_type, count(*) from billing.webhook_events group by 1").fetchall())
+        webhooks = dict(
+            connection.execute("select event_type, count(*) from billing.webhook_events group by 1").fetchall()
+        )
     return {
         "invoices_issued": sum(invoices.values()),
         "invoices_by_status": invoices,

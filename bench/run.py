@@ -19,7 +19,7 @@ import subprocess
 import sys
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ class Timeline:
     months: int
 
     def __post_init__(self):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.month = workload.add_months(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), -1)
         while workload.last_month_end(self.month) + timedelta(hours=4) > now:
             self.month = workload.add_months(self.month, -1)
@@ -122,7 +122,10 @@ def step_full_rebuild(run: Run) -> None:
     from billing import transform
 
     with stopwatch(run.figures, "full_rebuild_s"):
-        run.figures["full_rebuild_nodes"] = transform.rebuild(as_of=run.timeline.close_as_of.isoformat(), grace="1 hour")
+        run.figures["full_rebuild_nodes"] = transform.rebuild(
+            as_of=run.timeline.close_as_of.isoformat(),
+            grace="1 hour",
+        )
     run.figures["db_bytes_after_rebuild"] = measure.database_bytes()
 
 
@@ -193,7 +196,10 @@ def step_history(run: Run) -> None:
     apply_catalog(path)
     with stopwatch(run.figures, "history_insert_s"), connect() as connection:
         inserted = sum(
-            workload.insert_into_raw(connection, workload.month_events_sql(tag=f"m{k}", count=count, seed=SEED + k, month=month))
+            workload.insert_into_raw(
+                connection,
+                workload.month_events_sql(tag=f"m{k}", count=count, seed=SEED + k, month=month),
+            )
             for k, month in enumerate(timeline.earlier_months, start=1)
         )
     run.figures["history_rows_inserted"] = inserted
@@ -233,7 +239,9 @@ def _run_dag(dag_id: str, logical_date: datetime) -> dict:
         raise RuntimeError(f"{dag_id} ran no task for {logical_date.isoformat()} (before the DAG's start_date?)")
     if not outcome.succeeded:
         messages = "; ".join(f"{task}: {message}" for task, message in outcome.failure_messages.items())
-        raise RuntimeError(f"{dag_id} failed in {', '.join(outcome.failed_tasks)}: {messages} (log: {outcome.log_path})")
+        raise RuntimeError(
+            f"{dag_id} failed in {', '.join(outcome.failed_tasks)}: {messages} (log: {outcome.log_path})"
+        )
     return {"seconds": timing["seconds"], "run_id": outcome.run_id, "tasks": tasks}
 
 
@@ -252,7 +260,11 @@ def run_steps(run: Run) -> None:
     _attempt(run, "hourly_1_month", lambda r: step_hourly(r, label="1m", hour_start=timeline.first_hour, tag="h1"))
     _attempt(run, "cycle_close", step_cycle_close)
     if timeline.earlier_months and _attempt(run, "history", step_history):
-        _attempt(run, "hourly_history", lambda r: step_hourly(r, label="history", hour_start=timeline.last_hour, tag="h2"))
+        _attempt(
+            run,
+            "hourly_history",
+            lambda r: step_hourly(r, label="history", hour_start=timeline.last_hour, tag="h2"),
+        )
 
 
 def _attempt(run: Run, name: str, step) -> bool:
@@ -298,7 +310,9 @@ def _refuse_used_warehouse() -> None:
     with connect() as connection:
         if connection.execute("select to_regclass('raw.usage_events')").fetchone()[0] is not None:
             if connection.execute("select exists (select from raw.usage_events)").fetchone()[0]:
-                raise SystemExit("--warehouse-url: that warehouse already holds events; the benchmark needs an empty one")
+                raise SystemExit(
+                    "--warehouse-url: that warehouse already holds events; the benchmark needs an empty one"
+                )
 
 
 def _stop_warehouse(args: argparse.Namespace) -> None:
@@ -346,27 +360,44 @@ def _is_custom(args: argparse.Namespace) -> bool:
 
 def _git_revision() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=BENCH_DIR, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=BENCH_DIR,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=BENCH_DIR,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except OSError:
         return "unknown"
     return f"{commit}{'+dirty' if dirty else ''}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true",
                         help=f"small preset: {QUICK['customers']} customers, {QUICK['events']:,} events, "
                              f"{QUICK['history_months']} months (a few minutes)")
-    parser.add_argument("--customers", type=int, help=f"customers, one subscription each (default {FULL['customers']:,})")
+    parser.add_argument("--customers", type=int,
+                        help=f"customers, one subscription each (default {FULL['customers']:,})")
     parser.add_argument("--events", type=int, help=f"raw event rows per month (default {FULL['events']:,})")
     parser.add_argument("--history-months", type=int,
-                        help=f"months of events behind the second hourly run, the month included (default {FULL['history_months']})")
+                        help=f"months of events behind the second hourly run, the month included "
+                             f"(default {FULL['history_months']})")
     parser.add_argument("--history-scale", type=float, default=1.0,
                         help="events of each earlier history month, as a fraction of --events (default 1.0)")
-    parser.add_argument("--latency-ms", type=float, default=100, help="sandbox gateway latency per charge (default 100)")
+    parser.add_argument("--latency-ms", type=float, default=100,
+                        help="sandbox gateway latency per charge (default 100)")
     parser.add_argument("--warehouse-url", help="an empty PostgreSQL database to use instead of the embedded one")
-    parser.add_argument("--home", default=str(BENCH_DIR / ".home"), help="BILLING_HOME of the run, wiped first (default bench/.home)")
+    parser.add_argument("--home", default=str(BENCH_DIR / ".home"),
+                        help="BILLING_HOME of the run, wiped first (default bench/.home)")
     parser.add_argument("--keep", action="store_true", help="keep the home, its warehouse files and CSVs after the run")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -381,12 +412,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = prepare(args)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         run_steps(run)
     finally:
         finish(run)
-    results = {"started_at": started.isoformat(), "parameters": parameters(run), "figures": run.figures, "errors": run.errors}
+    results = {
+        "started_at": started.isoformat(),
+        "parameters": parameters(run),
+        "figures": run.figures,
+        "errors": run.errors,
+    }
     report.print_table(results)
     path = report.save(results, BENCH_DIR / "results", started)
     report.progress(f"figures written to {path.relative_to(BENCH_DIR.parent)}")

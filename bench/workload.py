@@ -19,7 +19,7 @@ of its original and a run with the same sizes generates the same rows:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -152,12 +152,12 @@ def write_catalog(path: Path, *, customer_count: int, first_month: datetime) -> 
 
 def local_month_start(month: datetime, zone: str) -> datetime:
     """Midnight on the 1st of `month` in `zone`, as a UTC datetime."""
-    return datetime(month.year, month.month, 1, tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+    return datetime(month.year, month.month, 1, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 def add_months(month: datetime, count: int) -> datetime:
     index = month.year * 12 + month.month - 1 + count
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def last_month_end(month: datetime) -> datetime:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
-
 from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF

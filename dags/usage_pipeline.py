@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
-
 from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag
-
 from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
 
 DAG_ID = "webhook_dispatch"

@@ -32,17 +32,16 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-
 from billing.orchestration import airflow_environment, dag_bag
 
 DAG_ID = "billing_cycle_close"
-UTC = timezone.utc
+UTC = UTC
 BACKFILL_TIMEOUT_S = 600  # two runs of ten tasks; about 50 s a run on 2 busy cores
 STARTUP_TIMEOUT_S = 180
 # NOTE: shorter than a run (30-55 s), so that following one through the API outlives a token.
@@ -222,7 +221,7 @@ class AirflowUnderTest:
         lines = []
         for run in runs:
             lines.append(f"{run.run_id} ({run.logical_date.isoformat()}): {run.state}")
-            for task_id, state, try_number in self.sql(
+            for task_id, state, _try_number in self.sql(
                 "select task_id, state, try_number from task_instance where dag_id = ? and run_id = ?"
                 " order by start_date", DAG_ID, run.run_id,
             ):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-
 # Modules that share a session fixture too costly to start twice (a real Airflow scheduler and
 # api-server, tests/airflow_cluster.py) run on one worker.
 SHARED_WORKER = {"test_airflow_backfill.py": "airflow_cluster", "test_airflow_api.py": "airflow_cluster"}
@@ -71,7 +70,9 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         capture_output=True, text=True, env=os.environ.copy(), timeout=900,
     )
     if check and completed.returncode != 0:
-        raise AssertionError(f"billing {' '.join(args)} exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
+        raise AssertionError(
+            f"billing {' '.join(args)} exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}"
+        )
     return completed
 
 

@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from billing import airflow_api
 from billing.catalog import apply_catalog
 from billing.loading import load_events

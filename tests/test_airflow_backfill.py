@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.webhooks import WebhookReceiver
@@ -125,7 +124,7 @@ def test_a_bare_airflow_backfill_runs_its_slots_in_turn_and_issues_each_invoice_
         assert sorted((as_of, backfill, outcome) for as_of, backfill, _, _, outcome in spans) == [
             (slot, True, "succeeded") for slot in SLOTS
         ]
-        assert all(earlier[3] <= later[2] for earlier, later in zip(spans, spans[1:])), spans
+        assert all(earlier[3] <= later[2] for earlier, later in zip(spans, spans[1:], strict=False)), spans
 
         assert query(
             "select invoice_number, subscription_id, period_start::text, period_end::text, total_minor, status"

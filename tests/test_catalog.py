@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from billing.catalog import CatalogError, apply_catalog
 from conftest import query, reset_warehouse, run_cli
 
@@ -42,7 +41,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     reset_warehouse()
     written = apply_catalog(write(tmp_path, VALID))
-    assert written == {"meters": 1, "plans": 1, "plan_charges": 1, "plan_charge_tiers": 3, "customers": 1, "subscriptions": 1}
+    assert written == {
+        "meters": 1, "plans": 1, "plan_charges": 1, "plan_charge_tiers": 3, "customers": 1, "subscriptions": 1,
+    }
     assert query("select tier, up_to, unit_price from raw.plan_charge_tiers order by tier") == [
         (1, Decimal("10000"), Decimal("0.02")), (2, Decimal("50000"), Decimal("0.01")), (3, None, Decimal("0.005")),
     ]
@@ -66,7 +67,8 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     (("aggregation: sum}", "aggregation: count_unique}"), "meters[0] (line 3): rule property_is_named_where_read"),
     (("aggregation: sum}", "aggregation: time_duration, property: ' '}"),
      "meters[0] (line 3): rule property_is_named_where_read"),
-    (("Europe/Berlin", "Europe/Atlantis"), "customers[0].timezone (line 18): 'Europe/Atlantis' is not an IANA timezone"),
+    (("Europe/Berlin", "Europe/Atlantis"),
+     "customers[0].timezone (line 18): 'Europe/Atlantis' is not an IANA timezone"),
     (("currency: EUR", "currency: EURO"), "plans[0].currency (line 7): 'EURO' is not a supported ISO 4217 currency"),
     (("- event_name: api_call\n", "- event_name: api_calls\n"),
      "plans[0].charges[0].event_name (line 11): unknown meter 'api_calls'"),
@@ -83,7 +85,8 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
       "collection_method: request_payment}\n  - {customer_id: c1, name: C Again, currency: eur,"
       " collection_method: auto_charge}\n"),
      "customers[1] (line 19): customer_id 'c1' is given again; first at customers[0] (line 18)"),
-    (("base_fee: 19.99", "base_fee: .inf"), "plans[0].base_fee (line 9): Input should be a finite number, got Infinity"),
+    (("base_fee: 19.99", "base_fee: .inf"),
+     "plans[0].base_fee (line 9): Input should be a finite number, got Infinity"),
     (("      - event_name: api_call\n        pricing_model: graduated\n", "      - per_unit api_call\n"
       "      - event_name: api_call\n        pricing_model: graduated\n"),
      "plans[0].charges[0] (line 11): expected a mapping, got 'per_unit api_call'"),

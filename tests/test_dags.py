@@ -11,11 +11,10 @@ also upstream of every other task.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from billing import dag_defaults
 from billing.orchestration import dag_bag, run_dag
 from conftest import query, reset_warehouse
@@ -46,7 +45,7 @@ UNLEASED_STEPS = {
 
 def leased_edges(steps: list[str]) -> set[tuple[str, str]]:
     chain = ["begin_run", *steps, "end_run"]
-    return set(zip(chain, chain[1:])) | {("begin_run", task_id) for task_id in chain[1:]}
+    return set(zip(chain, chain[1:], strict=False)) | {("begin_run", task_id) for task_id in chain[1:]}
 
 
 def edges(dag) -> set[tuple[str, str]]:
@@ -80,7 +79,7 @@ def test_unleased_dag_runs_its_steps_in_order(bag, dag_id):
     steps = UNLEASED_STEPS[dag_id]
 
     assert set(dag.task_ids) == set(steps)
-    assert edges(dag) == set(zip(steps, steps[1:]))
+    assert edges(dag) == set(zip(steps, steps[1:], strict=False))
 
 
 def test_every_task_retries_twice_a_minute_apart_times_out_and_announces_its_failure(billing_home):
@@ -126,7 +125,7 @@ OVERLAPPING = """
 insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at, billing_anchor_day)
 values ('s_second', 'twice', 'usage_usd', '2026-06-15T00:00:00Z', 1)
 """
-AS_OF = datetime(2026, 7, 1, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 7, 1, 1, tzinfo=UTC)
 GATE_HINT = (
     "Fix the data and clear this task to re-run the gate; or, for a known anomaly of this window only:"
     " billing quality acknowledge --gate raw_contracts --check subscriptions__one_active_subscription_per_customer"
@@ -167,7 +166,9 @@ def test_a_failed_gate_is_not_retried_and_is_announced_once(warehouse, billing_h
         "dag_id": "billing_cycle_close", "run_id": stopped.run_id, "as_of": "2026-07-01T01:00:00+00:00",
         "task_id": "check_raw_contracts", "action": GATE_HINT,
     }
-    assert error.startswith("GateFailed: gate raw_contracts failed: check subscriptions__one_active_subscription_per_customer:")
+    assert error.startswith(
+        "GateFailed: gate raw_contracts failed: check subscriptions__one_active_subscription_per_customer:"
+    )
     assert "\n" not in error
     assert (f"billing_cycle_close run {again.run_id} failed in check_raw_contracts: {error}. To do: {GATE_HINT}"
             in again.log_path.read_text())
@@ -206,7 +207,7 @@ def probe():
 
 probe()
 '''
-PROBE_DATE = datetime(2024, 5, 1, tzinfo=timezone.utc)
+PROBE_DATE = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

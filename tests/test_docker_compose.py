@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from billing.settings import PROJECT_ROOT
 
 WAREHOUSE_URL = "postgresql://billing:billing@warehouse:5432/billing"

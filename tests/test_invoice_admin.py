@@ -29,7 +29,10 @@ def test_operator_lists_shows_and_voids_an_invoice(warehouse, tmp_path):
     reset_warehouse()
     (tmp_path / "catalog.yaml").write_text(CATALOG)
     apply_catalog(tmp_path / "catalog.yaml")
-    load_events(write_csv(tmp_path / "events.csv", usage("gulf", "api_call", [1_001], "2026-06-03", "g")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "events.csv", usage("gulf", "api_call", [1_001], "2026-06-03", "g")),
+        show_progress=False,
+    )
     run_dag("billing_cycle_close", "2026-07-01T01:00:00Z", as_of="2026-07-01T01:00:00Z")
     # KWD has 3 decimals: 10.0005 → 10.001 (half away from zero); 1,001 × 0.0015 = 1.5015 → 1.502
     assert query("select invoice_number, total_minor, status from billing.invoices") == [("INV-000001", 11_503, "open")]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from billing.orchestration import run_dag
 
 # Each task appends "<task> <pid>" to the file named by conf["out"]; "load" raises when
@@ -49,7 +48,7 @@ def two_steps():
 two_steps()
 '''
 
-LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=timezone.utc)
+LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +114,7 @@ def test_a_run_in_which_no_task_ran_is_a_failure_naming_the_tasks(dags_folder: P
     out = tmp_path / "out.txt"
 
     # before the DAG's start_date, Airflow creates the run but starts none of its tasks
-    outcome = run(dags_folder, out, logical_date=datetime(2023, 6, 1, tzinfo=timezone.utc))
+    outcome = run(dags_folder, out, logical_date=datetime(2023, 6, 1, tzinfo=UTC))
 
     assert not out.exists()
     assert (outcome.state, outcome.failed_tasks, outcome.not_run) == ("failed", (), ("extract", "load"))

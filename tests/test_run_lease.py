@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from billing import runs
 from conftest import query, reset_warehouse
 from spine.test_time import AS_OF, INVOICE_COLUMNS, _load
@@ -29,7 +28,10 @@ def test_two_closes_started_at_once_from_two_orchestrators_take_turns(warehouse,
     # two `billing` commands with their own Airflow metadata (as two machines, or the CLI beside a
     # team's scheduler would be) on one warehouse
     other_home = tmp_path / "other_billing_home"
-    environments = [os.environ.copy(), {**os.environ, "BILLING_HOME": str(other_home), "BILLING_WAREHOUSE_URL": warehouse}]
+    environments = [
+        os.environ.copy(),
+        {**os.environ, "BILLING_HOME": str(other_home), "BILLING_WAREHOUSE_URL": warehouse},
+    ]
     closes = [
         subprocess.Popen([str(Path(sys.executable).with_name("billing")), "close-cycles", "--as-of", AS_OF],
                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

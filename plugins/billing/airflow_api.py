@@ -41,7 +41,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -80,7 +80,7 @@ def run_dag(dag_id: str, *, logical_date: datetime, conf: dict | None = None) ->
     from billing.orchestration import outcome_of
 
     if logical_date.tzinfo is None:
-        logical_date = logical_date.replace(tzinfo=timezone.utc)  # as in-process: naive means UTC
+        logical_date = logical_date.replace(tzinfo=UTC)  # as in-process: naive means UTC
     api = AirflowApi.from_environment()
     api.check_runnable(dag_id)
     run_id = api.trigger_or_rerun(dag_id, logical_date, conf or {}).dag_run_id

@@ -11,9 +11,9 @@ nothing twice either. B may not be in the future (SPEC §10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from billing import runs, transform
 from billing.orchestration import DagRunOutcome, run_dag

@@ -21,8 +21,19 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from psycopg import sql
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
-                      StrictInt, create_model, field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from standardwebhooks import Webhook
 
 from billing import documents
@@ -96,8 +107,8 @@ def _rows(catalog: BaseModel, document: Any):
                 yield Row("plan_charges", keys | charge.model_dump(exclude_unset=True, exclude={"tiers"}),
                           charge_loc, document)
                 for tier_index, tier in enumerate(charge.tiers or []):
-                    yield Row("plan_charge_tiers", keys | {"tier": tier_index + 1, **tier.model_dump(exclude_unset=True)},
-                              (*charge_loc, "tiers", tier_index), document)
+                    values = keys | {"tier": tier_index + 1, **tier.model_dump(exclude_unset=True)}
+                    yield Row("plan_charge_tiers", values, (*charge_loc, "tiers", tier_index), document)
 
 
 def _check_unique_keys(rows: list[Row]) -> list[str]:
@@ -129,7 +140,9 @@ class _CreditGrant(_Entry):
     def _amount_fits_the_currency(self):
         exponent = minor_units()[self.currency]
         if self.amount != round(self.amount, exponent):
-            raise ValueError(f"amount {self.amount} has more decimals than {self.currency} has minor units ({exponent})")
+            raise ValueError(
+                f"amount {self.amount} has more decimals than {self.currency} has minor units ({exponent})"
+            )
         return self
 
 
@@ -156,7 +169,8 @@ def _catalog_model() -> type[BaseModel]:
         "credit_grants": _entry_model("credit_grants", _CreditGrant),
         "webhook_endpoints": _entry_model("webhook_endpoints", _WebhookEndpoint),
     }
-    return create_model("catalog", __base__=_Entry, **{name: (list[model] | None, None) for name, model in sections.items()})
+    fields = {name: (list[model] | None, None) for name, model in sections.items()}
+    return create_model("catalog", __base__=_Entry, **fields)
 
 
 def _entry_model(
@@ -257,7 +271,7 @@ def _check_contract_rules(connection, rows: list[Row]) -> None:
             cursor = connection.execute(f"select * from ({rule.query}) as offending limit 5")
             names = [column.name for column in cursor.description]
             for values in cursor.fetchall():
-                offending = dict(zip(names, values))
+                offending = dict(zip(names, values, strict=True))
                 where = places.get(tuple(offending.get(column) for column in key), table)
                 shown = ", ".join(f"{name}: {value}" for name, value in offending.items())
                 problems.append(f"{where}: rule {rule.name} ({rule.description}) broken by {{{shown}}}")
@@ -288,7 +302,8 @@ def _replace_tiers(connection, rows: list[Row]) -> None:
             count = sum(
                 1 for tier in rows
                 if tier.table == "plan_charge_tiers"
-                and (tier.values["plan_id"], tier.values["event_name"]) == (row.values["plan_id"], row.values["event_name"])
+                and tier.values["plan_id"] == row.values["plan_id"]
+                and tier.values["event_name"] == row.values["event_name"]
             )
             connection.execute(
                 "delete from raw.plan_charge_tiers where plan_id = %s and event_name = %s and tier > %s",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from billing.settings import DEFAULT_GRACE
 from billing.quality.commands import app as quality_app
+from billing.settings import DEFAULT_GRACE
 from billing.webhooks.commands import app as webhooks_app
 
 app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -93,7 +93,7 @@ def run(
     from billing.window import parse_timestamp, refuse_future
 
     try:
-        moment = refuse_future(parse_timestamp(logical_date)) if logical_date else datetime.now(timezone.utc)
+        moment = refuse_future(parse_timestamp(logical_date)) if logical_date else datetime.now(UTC)
     except ValueError as error:
         fail(str(error), code=2)
     _run(dag_id, moment, conf={})
@@ -109,7 +109,7 @@ def rebuild(
     from billing.window import ClosingWindow
 
     try:
-        window = ClosingWindow.parse(as_of or datetime.now(timezone.utc), grace)
+        window = ClosingWindow.parse(as_of or datetime.now(UTC), grace)
     except ValueError as error:
         fail(str(error), code=2)
     with console.status("rebuilding every model from raw (waiting for any run in progress first)"):
@@ -260,8 +260,10 @@ def usage(customer_id: str) -> None:
               f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}",
     )
     for row in rows:
-        table.add_row(row["display_name"], _plain(row["quantity"]), _plain(row["included_units_left"]),
-                      _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]))
+        table.add_row(
+            row["display_name"], _plain(row["quantity"]), _plain(row["included_units_left"]),
+            _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]),
+        )
     console.print(table)
 
 

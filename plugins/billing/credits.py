@@ -66,7 +66,7 @@ class CreditBalances:
         self.grants = sorted(grants, key=attrgetter("spending_order"))
 
     @classmethod
-    def load(cls, connection, customer_ids: list[str]) -> "CreditBalances":
+    def load(cls, connection, customer_ids: list[str]) -> CreditBalances:
         return cls(_balances(connection, "grants.customer_id = any(%s)", customer_ids))
 
     def add(self, connection, grant_id: str) -> None:

@@ -122,5 +122,6 @@ def _what_to_do(error: BaseException | str | None, task_id: str, timeout: timede
             return str(error).splitlines()[-1]  # the gate's own hint: fix the data, or acknowledge
         return f"fix the data, then clear {task_id} to run the gate again"
     if isinstance(error, AirflowTaskTimeout):
-        return f"{task_id} ran past its timeout ({timeout}): find what it waited on (a lock, a slow query), then clear it"
+        return (f"{task_id} ran past its timeout ({timeout}): find what it waited on (a lock, a slow query),"
+                " then clear it")
     return f"fix the cause, then clear {task_id} (or re-run the run): every task is idempotent"

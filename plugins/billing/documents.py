@@ -105,9 +105,8 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
             if key in mapping.lines:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' is given twice (lines {mapping.lines[key]} and {line})", key_node.start_mark
-                )
+                twice = f"key '{key}' is given twice (lines {mapping.lines[key]} and {line})"
+                raise yaml.constructor.ConstructorError(None, None, twice, key_node.start_mark)
             mapping.lines[key] = line
         return mapping
 

@@ -84,7 +84,8 @@ def void_invoice(reference: str, *, reason: str) -> dict:
         if invoice["status"] not in VOIDABLE:
             raise VoidNotAllowed(
                 f"invoice_{invoice['status']}",
-                f"{invoice['invoice_number']} is {invoice['status']}; only {', '.join(VOIDABLE)} invoices can be voided",
+                f"{invoice['invoice_number']} is {invoice['status']};"
+                f" only {', '.join(VOIDABLE)} invoices can be voided",
             )
         if cursor.execute(
             "select 1 from billing.charge_attempts where invoice_id = %s and status = 'pending'",

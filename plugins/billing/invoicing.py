@@ -81,7 +81,7 @@ def issue_invoices(*, issued_by_run: str, backfill: bool = False) -> IssueResult
         ]
         connection.execute(COPY_DRAFT_LINES, {"invoice_ids": [invoice["invoice_id"] for invoice in invoices]})
         awaiting_charge = 0
-        for draft, invoice in zip(drafts, invoices):
+        for draft, invoice in zip(drafts, invoices, strict=True):
             if draft["collection_method"] == "auto_charge" and invoice["status"] == "open":
                 awaiting_charge += 1  # announced once its charge has an outcome (SPEC §8)
             else:

@@ -11,10 +11,11 @@ import csv
 import json
 import re
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import psycopg
 from psycopg import sql

@@ -14,11 +14,11 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import pluggy
 
@@ -72,7 +72,7 @@ def _run_in_process(dag_id: str, *, logical_date: datetime, conf: dict | None,
         raise LookupError(f"no DAG {dag_id!r} in {folder}{errors}")
     dag = bag.dags[dag_id]
     if logical_date.tzinfo is None:
-        logical_date = logical_date.replace(tzinfo=timezone.utc)
+        logical_date = logical_date.replace(tzinfo=UTC)
 
     # NOTE: Airflow keeps one run per (dag_id, logical_date). On a re-run, dag.test() deletes
     # that date's previous run with its task instances and creates a new run (run_id from the

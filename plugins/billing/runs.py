@@ -27,9 +27,9 @@ import functools
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
 
 from billing.settings import run_lease_ttl, run_lease_wait
 
@@ -215,8 +215,10 @@ def _take(run: BillingRun) -> bool:
                 (run.token,),
             )
             connection.commit()
-            busy = f"{holder[1]} run {holder[2]} (as_of {holder[3].isoformat()}, since {holder[4]:%Y-%m-%d %H:%M:%S} UTC)" \
+            busy = (
+                f"{holder[1]} run {holder[2]} (as_of {holder[3].isoformat()}, since {holder[4]:%Y-%m-%d %H:%M:%S} UTC)"
                 if holder else "runs with an earlier as_of"
+            )
             raise RunLeaseBusy(
                 f"{run.describe()} waited {run_lease_wait()} for the warehouse, held by {busy};"
                 f" nothing was built. Re-run it once that run has ended (BILLING_RUN_LEASE_WAIT sets the wait)"

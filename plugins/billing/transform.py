@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from billing.settings import DBT_PROJECT_DIR, billing_home
 from billing.warehouse import connect, connection_parts
@@ -191,7 +192,8 @@ def _incremental_state_is_stale(rewrites: int | None) -> bool:
     with connect() as connection:
         checkpoint, ledger = connection.execute(
             "select to_regclass(%s), to_regclass(%s)",
-            (f"{INTERMEDIATE_SCHEMA}.int_usage_pipeline__checkpoint", f"{INTERMEDIATE_SCHEMA}.int_usage_events__ranked"),
+            (f"{INTERMEDIATE_SCHEMA}.int_usage_pipeline__checkpoint",
+             f"{INTERMEDIATE_SCHEMA}.int_usage_events__ranked"),
         ).fetchone()
         if checkpoint is None or ledger is None:
             return True
@@ -259,7 +261,7 @@ def _run_dbt(command: str, *arguments: str) -> Any:
     """dbt's runner result for one command against the warehouse (its target under BILLING_HOME)."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(_dbt_environment())
+    os.environ.update(dbt_environment())
     result = dbtRunner().invoke([
         command,
         "--project-dir", str(DBT_PROJECT_DIR),
@@ -278,7 +280,8 @@ def _target_path() -> Path:
     return billing_home() / "dbt" / "target"
 
 
-def _dbt_environment() -> dict[str, str]:
+def dbt_environment() -> dict[str, str]:
+    """The variables dbt_project/profiles.yml reads: the warehouse's connection."""
     parts = connection_parts()
     return {
         "BILLING_DBT_HOST": parts["host"],

@@ -20,10 +20,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import psycopg

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from billing.settings import DEFAULT_GRACE
 
@@ -24,7 +24,7 @@ _UNITS = {
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # The DAGs' start_date: earlier than any as_of a run may have, so Airflow runs every task of a run
 # for any past logical date (a migration replays years of history).
-EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
 
@@ -38,16 +38,16 @@ class ClosingWindow:
         refuse_future(self.as_of)
 
     @classmethod
-    def parse(cls, as_of: str | datetime, grace: str = DEFAULT_GRACE) -> "ClosingWindow":
+    def parse(cls, as_of: str | datetime, grace: str = DEFAULT_GRACE) -> ClosingWindow:
         moment = as_of if isinstance(as_of, datetime) else parse_timestamp(as_of)
         return cls(as_of=_as_utc(moment), grace=parse_duration(grace))
 
     @classmethod
-    def of_dag_run(cls, context) -> "ClosingWindow":
+    def of_dag_run(cls, context) -> ClosingWindow:
         """A DAG run's window: the `as_of` param, else the run's logical date, else now (a manual
         trigger has no logical date); the `grace` param."""
         params = context["params"]
-        as_of = params.get("as_of") or context.get("logical_date") or datetime.now(timezone.utc)
+        as_of = params.get("as_of") or context.get("logical_date") or datetime.now(UTC)
         return cls.parse(as_of, params.get("grace") or DEFAULT_GRACE)
 
     def as_dict(self) -> dict[str, str]:
@@ -60,7 +60,7 @@ class FutureAsOf(ValueError):
 
 def refuse_future(as_of: datetime) -> datetime:
     """`as_of` itself, or FutureAsOf when it is later than now + FUTURE_TOLERANCE (SPEC §10)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if as_of > now + FUTURE_TOLERANCE:
         raise FutureAsOf(
             f"as_of {as_of.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}):"
@@ -88,5 +88,5 @@ def parse_duration(text: str) -> str:
 
 def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -8,7 +8,6 @@ on an empty warehouse creates them (empty tables and views are enough).
 from __future__ import annotations
 
 import yaml
-
 from billing import transform
 from billing.settings import DBT_PROJECT_DIR
 from conftest import reset_warehouse

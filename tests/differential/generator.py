@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
-
 from reference import Catalog, periods
 
-UTC = timezone.utc
+UTC = UTC
 WINDOW_START = datetime(2025, 11, 1, tzinfo=UTC)
 AS_OF = datetime(2026, 4, 2, 12, tzinfo=UTC)
 EVENTS_END = datetime(2026, 4, 2, tzinfo=UTC)
@@ -190,7 +189,11 @@ def _subscriptions(rng: random.Random, customer_id: str, currency: str, plans: l
         return [sub]
     # a cancelled subscription (sometimes ending exactly one grace before as_of)
     start = _hour(rng, datetime(2025, 11, 10, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
-    end = AS_OF - timedelta(hours=1) if rng.random() < 0.3 else _hour(rng, start + timedelta(days=5), datetime(2026, 3, 30, tzinfo=UTC))
+    end = (
+        AS_OF - timedelta(hours=1)
+        if rng.random() < 0.3
+        else _hour(rng, start + timedelta(days=5), datetime(2026, 3, 30, tzinfo=UTC))
+    )
     return [base(1, rng.choice(monthly), start, ended_at=end)]
 
 

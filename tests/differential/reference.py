@@ -74,14 +74,15 @@ the raw Σ value of every event.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 MINOR_DIGITS = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3, "BHD": 3}
 # Aggregations that read `value` (R3).
 READS_VALUE = {
@@ -206,7 +207,7 @@ def duplicates(events: list[Event]) -> list[tuple[str, bool]]:
     )
 
 
-def reject_reason(event: Event, catalog: "Catalog") -> str | None:
+def reject_reason(event: Event, catalog: Catalog) -> str | None:
     """The first reason of §2's list that applies (R2–R4), or None; sets the subscription."""
     if blank(event.reference):
         return "missing_reference"
@@ -253,7 +254,7 @@ class Catalog:
     grants: list[dict]
 
     @classmethod
-    def from_dict(cls, document: dict) -> "Catalog":
+    def from_dict(cls, document: dict) -> Catalog:
         meters = {m["event_name"]: dict(m) for m in document.get("meters", [])}
         plans = {}
         for plan in document.get("plans", []):
@@ -420,7 +421,7 @@ def _hours_on(key: str, period: Period, history: list[Event]) -> Fraction:
         switches.setdefault(resource, []).append((event.occurred_at, event.value == 1))
     on_seconds = Fraction(0)
     for changes in switches.values():
-        for (at, on), following in zip(changes, [*changes[1:], (period.end, False)]):
+        for (at, on), following in zip(changes, [*changes[1:], (period.end, False)], strict=True):
             if not on:
                 continue
             lo, hi = max(at, period.start), min(following[0], period.end)

@@ -38,7 +38,7 @@ def pipeline_invoices() -> dict[tuple, dict]:
     ):
         keys = ["invoice_id", "invoice_number", "subscription_id", "customer_id", "period_start", "period_end",
                 "currency", "subtotal_minor", "credits_minor", "total_minor"]
-        invoice = dict(zip(keys, row))
+        invoice = dict(zip(keys, row, strict=True))
         invoice["lines"] = query(
             "select kind, event_name, quantity, amount_minor from billing.invoice_lines"
             " where invoice_id = %s order by line_no", invoice["invoice_id"],
@@ -77,7 +77,8 @@ def compare(expected: list[Invoice], actual: dict[tuple, dict], catalog: dict) -
                         f"[{invoice['period_start']}, {invoice['period_end']})")
         tally[("unexpected invoice",)] += 1
     for invoice in expected:
-        where = f"{invoice.subscription_id} [{invoice.period_start:%Y-%m-%d %H:%M}Z, {invoice.period_end:%Y-%m-%d %H:%M}Z) {invoice.currency}"
+        where = (f"{invoice.subscription_id} [{invoice.period_start:%Y-%m-%d %H:%M}Z,"
+                 f" {invoice.period_end:%Y-%m-%d %H:%M}Z) {invoice.currency}")
         got = actual.get((invoice.subscription_id, invoice.period_start))
         if got is None:
             problems.append(f"MISSING invoice {invoice.invoice_number} {where}")
@@ -131,7 +132,9 @@ def compare_events(rejects: dict[str, str], dropped: list[tuple[str, bool]], tal
             actual_named.setdefault(reference, []).append(reason)
     for reference in sorted(set(expected_named) | set(actual_named)):
         if [expected_named.get(reference)] != actual_named.get(reference, [None]):
-            problems.append(f"reject {reference}: expected {expected_named.get(reference)} got {actual_named.get(reference)}")
+            problems.append(
+                f"reject {reference}: expected {expected_named.get(reference)} got {actual_named.get(reference)}"
+            )
             tally[("rejects", expected_named.get(reference), str(actual_named.get(reference)))] += 1
     actual_dropped = sorted(query(
         "select reference, is_conflicting from billing_marts.fct_usage_event_duplicates"
@@ -162,7 +165,9 @@ def test_pipeline_invoices_equal_the_reference(warehouse, tmp_path: Path, seed: 
     problems += compare_events(rejects, duplicates(parse_events(generated.events)), tally)
     if problems:
         report = tmp_path / "mismatches.txt"
-        summary = "\n".join(f"  {count:4d} × {' / '.join(str(part) for part in key)}" for key, count in tally.most_common())
+        summary = "\n".join(
+            f"  {count:4d} × {' / '.join(str(part) for part in key)}" for key, count in tally.most_common()
+        )
         report.write_text(summary + "\n\n" + "\n".join(problems) + "\n")
         shown = "\n".join(problems[:60])
         pytest.fail(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from fractions import Fraction
 from pathlib import Path
@@ -13,13 +13,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 import reference  # noqa: E402
 from reference import compute_invoices, periods, rate, round_half_away  # noqa: E402
 
-UTC = timezone.utc
+UTC = UTC
 TIERS = [{"up_to": 10_000, "unit_price": D("0.02")}, {"up_to": None, "unit_price": D("0.01")}]
 
 
 def charge(**fields):
-    return reference.Catalog.from_dict({"plans": [{"plan_id": "p", "currency": "USD", "interval": "month",
-                                                   "charges": [{"event_name": "m", **fields}]}]}).plans["p"]["charges"][0]
+    return reference.Catalog.from_dict(
+        {"plans": [{"plan_id": "p", "currency": "USD", "interval": "month",
+                    "charges": [{"event_name": "m", **fields}]}]}
+    ).plans["p"]["charges"][0]
 
 
 def test_graduated_and_volume_examples():
@@ -65,9 +67,11 @@ CATALOG = {
         {"plan_id": "yen", "name": "Yen", "currency": "JPY", "interval": "month",
          "charges": [{"event_name": "api_call", "pricing_model": "per_unit", "unit_price": D("0.5")}]},
         {"plan_id": "state", "name": "State", "currency": "USD", "interval": "month",
-         "charges": [{"event_name": name, "pricing_model": "per_unit", "unit_price": 1} for name in ("gb", "seats", "vm")]},
+         "charges": [{"event_name": name, "pricing_model": "per_unit", "unit_price": 1}
+                     for name in ("gb", "seats", "vm")]},
         {"plan_id": "state2", "name": "State 2", "currency": "USD", "interval": "month",
-         "charges": [{"event_name": name, "pricing_model": "per_unit", "unit_price": 2} for name in ("gb", "seats", "vm")]},
+         "charges": [{"event_name": name, "pricing_model": "per_unit", "unit_price": 2}
+                     for name in ("gb", "seats", "vm")]},
     ],
     "customers": [
         {"customer_id": "heavy", "currency": "USD"},
@@ -89,11 +93,14 @@ CATALOG = {
          "started_at": "2026-02-14T23:00:00Z", "billing_anchor_day": 1},
     ],
     "credit_grants": [
-        {"grant_id": "g2", "customer_id": "heavy", "currency": "USD", "amount": 100, "granted_at": "2026-06-01T00:00:00Z"},
-        {"grant_id": "g1", "customer_id": "heavy", "currency": "USD", "amount": 200, "granted_at": "2026-06-02T00:00:00Z",
-         "expires_at": "2026-09-01T00:00:00Z"},
-        {"grant_id": "g3", "customer_id": "heavy", "currency": "EUR", "amount": 500, "granted_at": "2026-06-02T00:00:00Z"},
-        {"grant_id": "g4", "customer_id": "heavy", "currency": "USD", "amount": 500, "granted_at": "2026-07-01T00:00:00Z"},
+        {"grant_id": "g2", "customer_id": "heavy", "currency": "USD", "amount": 100,
+         "granted_at": "2026-06-01T00:00:00Z"},
+        {"grant_id": "g1", "customer_id": "heavy", "currency": "USD", "amount": 200,
+         "granted_at": "2026-06-02T00:00:00Z", "expires_at": "2026-09-01T00:00:00Z"},
+        {"grant_id": "g3", "customer_id": "heavy", "currency": "EUR", "amount": 500,
+         "granted_at": "2026-06-02T00:00:00Z"},
+        {"grant_id": "g4", "customer_id": "heavy", "currency": "USD", "amount": 500,
+         "granted_at": "2026-07-01T00:00:00Z"},
     ],
 }
 
@@ -122,12 +129,13 @@ def test_pro_plan_yen_proration_and_credits():
     assert rejects == {}
     subs = by_subscription(invoices)
     [heavy] = subs["s_heavy"]
-    assert [(l.kind, l.amount_minor) for l in heavy.lines] == [("base_fee", 9_900), ("usage", 15_000), ("credit", -24_900)]
+    assert [(line.kind, line.amount_minor) for line in heavy.lines] == [
+        ("base_fee", 9_900), ("usage", 15_000), ("credit", -24_900)]
     assert (heavy.subtotal_minor, heavy.credits_minor, heavy.total_minor) == (24_900, 24_900, 0)
     [yen] = subs["s_yen"]
     assert yen.total_minor == 618
     [late] = subs["s_late"]
-    assert [(l.kind, l.quantity, l.amount_minor) for l in late.lines] == [
+    assert [(line.kind, line.quantity, line.amount_minor) for line in late.lines] == [
         ("base_fee", Fraction(1, 2), 4_950), ("usage", 500, 0)]
     # January: [Jan 10 12:00, Feb 10) pays 30.5/31 of the fee
     jan = subs["s_jan"]
@@ -218,10 +226,11 @@ def test_customer_state_survives_a_plan_change():
     subs = by_subscription(invoices)
     jan, feb1 = subs["s_state1"]
     feb2, march = subs["s_state2"]
-    lines = lambda invoice: {l.event_name: l.quantity for l in invoice.lines}  # noqa: E731
+    lines = lambda invoice: {line.event_name: line.quantity for line in invoice.lines}  # noqa: E731
     assert lines(jan) == {"gb": Fraction(10 * 15, 31), "seats": 5, "vm": 12 + 11}
-    assert (feb1.period_start, feb1.period_end) == (datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 14, 23, tzinfo=UTC))
+    assert (feb1.period_start, feb1.period_end) == (
+        datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 14, 23, tzinfo=UTC))
     assert lines(feb1) == {"gb": 10, "seats": 5, "vm": 14 * 24 + 1}
     assert lines(feb2) == {"gb": 10, "seats": 5, "vm": 13}
     assert lines(march) == {"gb": 6, "seats": 5, "vm": 0}
-    assert [l.amount_minor for l in march.lines] == [1_200, 1_000, 0]
+    assert [line.amount_minor for line in march.lines] == [1_200, 1_000, 0]

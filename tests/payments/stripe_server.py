@@ -24,7 +24,10 @@ from urllib.parse import parse_qsl
 API_KEY = "sk_test_local_gateway"
 CURRENCIES = {"eur", "usd", "gbp", "jpy"}
 SUCCEEDS = {"pm_card_visa": "succeeded", "pm_test_timeoutOnce": "succeeded", "pm_test_processing": "processing"}
-DECLINES = {"pm_card_chargeDeclined": "generic_decline", "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"}
+DECLINES = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
 TIMEOUT_ONCE = "pm_test_timeoutOnce"
 API_ERROR = "pm_test_apiError"
 
@@ -129,7 +132,10 @@ def _handler_for(stripe: FakeStripe) -> type[BaseHTTPRequestHandler]:
             if not self._seen_and_authorized(form):
                 return
             if self.path != "/v1/payment_intents":
-                return self._reply(404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}})
+                return self._reply(
+                    404,
+                    {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}},
+                )
             status, body, delay = stripe.create_payment_intent(form, self.headers.get("Idempotency-Key"))
             time.sleep(delay)
             self._reply(status, body)

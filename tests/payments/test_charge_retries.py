@@ -5,11 +5,10 @@ The schedule has one home, the view billing.charge_retry_policy, which charging 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.payments.retries import retry_failed_charges
@@ -132,7 +131,7 @@ def test_charging_and_retries_follow_the_schedule_in_the_view(four_attempts_give
     # a third failure of 4 allowed: still payment_failed (SPEC's 3 would make it uncollectible)
     assert statuses() == {"s_once": "paid", "s_never": "payment_failed"}
 
-    retry_failed_charges(SandboxGateway(), now=datetime(2026, 7, 4, 4, 30, tzinfo=timezone.utc))
+    retry_failed_charges(SandboxGateway(), now=datetime(2026, 7, 4, 4, 30, tzinfo=UTC))
     # 26.5 hours after attempt 3: given up (SPEC's 72 hours would retry)
     assert statuses() == {"s_once": "paid", "s_never": "uncollectible"}
     assert [(subscription, attempt_no) for subscription, attempt_no, _, _ in attempts()] == [

@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
-from stripe_server import API_KEY, FakeStripe
-
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, configured_gateway
 from billing.payments.stripe_gateway import StripeGateway
+from stripe_server import API_KEY, FakeStripe
 
 
 @pytest.fixture

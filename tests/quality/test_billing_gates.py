@@ -8,11 +8,10 @@ models are built in-process and the gates called directly, which is what their A
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from billing import transform
 from billing.catalog import apply_catalog
 from billing.invoicing import issue_invoices
@@ -60,7 +59,7 @@ MODEL_RELATION = re.compile(r"\b(billing_staging|billing_intermediate|billing_ma
 def month_events(month: int, prefix: str, count: int = 20) -> list[tuple]:
     return [
         (f"{prefix}-{customer}-{month}-{index}", customer, "api_call", 10 + index,
-         datetime(2026, month, 1 + index, 12, tzinfo=timezone.utc))
+         datetime(2026, month, 1 + index, 12, tzinfo=UTC))
         for customer in ("c1", "c2") for index in range(count)
     ]
 
@@ -95,9 +94,10 @@ def scenario(warehouse, tmp_path_factory, billing_home):
     (folder / "catalog.yaml").write_text(CATALOG)
     apply_catalog(folder / "catalog.yaml")
     insert_events(month_events(3, "h") + month_events(4, "h") + month_events(5, "may"))
-    insert_events([("may-reject", "c1", "unknown_meter", 1, datetime(2026, 5, 3, tzinfo=timezone.utc))])
+    insert_events([("may-reject", "c1", "unknown_meter", 1, datetime(2026, 5, 3, tzinfo=UTC))])
     build(APRIL_CLOSE)
-    assert issue_invoices(issued_by_run="test_billing_gates").issued == 4  # March and April: history, and open invoices for the ledger
+    # March and April: history, and open invoices for the ledger
+    assert issue_invoices(issued_by_run="test_billing_gates").issued == 4
     build(MAY_CLOSE)
     return folder
 
@@ -134,7 +134,12 @@ def test_gates_read_only_models_of_the_dbt_project(warehouse, billing_home, qual
 
 
 def test_clean_window_passes_every_gate(scenario, quality_config):
-    for check in (gates.check_raw_contracts, gates.check_closing_events, gates.check_draft_invoices, gates.check_ledger):
+    for check in (
+        gates.check_raw_contracts,
+        gates.check_closing_events,
+        gates.check_draft_invoices,
+        gates.check_ledger,
+    ):
         assert check(**WINDOW).success
     assert query(
         "select gate, count(*) from billing.quality_results where run_label = %s and not success group by 1",
@@ -146,8 +151,10 @@ def test_raw_contracts_stop_data_that_breaks_a_contract(scenario, quality_config
     execute("insert into raw.customers (customer_id, name, currency, timezone, collection_method)"
             " values ('c3', 'Three', 'usd', 'Mars/Olympus', 'invoice')")
     execute("insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at)"
-            " values ('s1-again', 'c1', 'usage_usd', '2026-04-15T00:00:00Z'), ('s-ghost', 'c1', 'no_plan', '2030-01-01Z')")
-    execute("insert into raw.plan_charges (plan_id, event_name, pricing_model) values ('usage_usd', 'storage_gb', 'volume')")
+            " values ('s1-again', 'c1', 'usage_usd', '2026-04-15T00:00:00Z'),"
+            " ('s-ghost', 'c1', 'no_plan', '2030-01-01Z')")
+    execute("insert into raw.plan_charges (plan_id, event_name, pricing_model)"
+            " values ('usage_usd', 'storage_gb', 'volume')")
     execute("insert into raw.plan_charge_tiers (plan_id, event_name, tier, up_to, unit_price)"
             " values ('usage_usd', 'storage_gb', 1, 100, 1), ('usage_usd', 'storage_gb', 2, 50, 1)")
     try:
@@ -180,17 +187,19 @@ def test_draft_gate_stops_drafts_that_do_not_reconcile(scenario, quality_config)
             " and kind = 'usage'", invoice_id)
     execute("delete from billing_marts.fct_draft_invoices where subscription_id = 's2'")
     # a row the build never saw, though ingested before the snapshot
-    insert_events([("lost", "c1", "api_call", 1, datetime(2026, 5, 9, tzinfo=timezone.utc))],
-                  ingested_at=datetime(2026, 5, 9, tzinfo=timezone.utc))
+    insert_events([("lost", "c1", "api_call", 1, datetime(2026, 5, 9, tzinfo=UTC))],
+                  ingested_at=datetime(2026, 5, 9, tzinfo=UTC))
     with pytest.raises(GateFailed) as failed:
         gates.check_draft_invoices(**WINDOW)
     assert failed_checks(failed) == {
         "draft_quantities_match_the_events", "every_active_subscription_has_a_draft", "usage_events_reconcile",
     }
     message = str(failed.value)
-    assert "check every_active_subscription_has_a_draft: expect_table_row_count_to_equal(value=0) — observed 1" in message
+    assert ("check every_active_subscription_has_a_draft: expect_table_row_count_to_equal(value=0)"
+            " — observed 1") in message
     assert "subscription_id: 's2', period_start: 2026-05-01T00:00:00+00:00" in message
-    assert "check usage_events_reconcile: expect_column_pair_values_to_be_equal(column_A=raw_rows, column_B=accounted_for)" in message
+    assert ("check usage_events_reconcile: expect_column_pair_values_to_be_equal(column_A=raw_rows,"
+            " column_B=accounted_for)") in message
 
     execute("delete from raw.usage_events where reference = 'lost'")
     build(MAY_CLOSE)  # the fix: rebuild, as re-running the close does
@@ -210,9 +219,11 @@ def test_ledger_gate_stops_double_and_wrong_charges(scenario, quality_config):
     try:
         with pytest.raises(GateFailed) as failed:
             gates.check_ledger(**WINDOW)
-        assert failed_checks(failed) == {"no_invoice_with_two_successful_charges", "charged_amount_equals_invoice_total"}
-        assert f"idempotency_keys: 'k1, k2'" in str(failed.value)
-        assert f"{{idempotency_key: 'k3'" in str(failed.value)
+        assert failed_checks(failed) == {
+            "no_invoice_with_two_successful_charges", "charged_amount_equals_invoice_total",
+        }
+        assert "idempotency_keys: 'k1, k2'" in str(failed.value)
+        assert "{idempotency_key: 'k3'" in str(failed.value)
     finally:
         execute("delete from billing.charge_attempts")
     assert gates.check_ledger(**WINDOW).success
@@ -220,9 +231,10 @@ def test_ledger_gate_stops_double_and_wrong_charges(scenario, quality_config):
 
 def test_closing_events_gate_stops_a_broken_producer_unless_acknowledged(scenario, quality_config):
     # May as a broken producer sends it: 2 of 40 calls, one absurd value, and a flood of junk.
-    execute("delete from raw.usage_events where reference like 'may-%%' and reference not in ('may-c1-5-0', 'may-c2-5-0')")
-    insert_events([("may-huge", "c1", "api_call", 5_000, datetime(2026, 5, 20, tzinfo=timezone.utc))])
-    insert_events([(f"junk-{index}", "c1", "API-CALL", 1, datetime(2026, 5, 21, tzinfo=timezone.utc))
+    execute("delete from raw.usage_events"
+            " where reference like 'may-%%' and reference not in ('may-c1-5-0', 'may-c2-5-0')")
+    insert_events([("may-huge", "c1", "api_call", 5_000, datetime(2026, 5, 20, tzinfo=UTC))])
+    insert_events([(f"junk-{index}", "c1", "API-CALL", 1, datetime(2026, 5, 21, tzinfo=UTC))
                    for index in range(10)])
     transform.build(transform.EVENTS_SLICE, **WINDOW)
 
@@ -232,7 +244,8 @@ def test_closing_events_gate_stops_a_broken_producer_unless_acknowledged(scenari
         "values_are_in_range", "reject_rate_is_below_threshold", "volume_is_within_band_of_recent_periods",
     }
     message = str(failed.value)
-    assert "{reference: 'may-huge', event_name: 'api_call', aggregation: 'sum', value: 5000, min_value: 0, max_value: 1000}" in message
+    assert ("{reference: 'may-huge', event_name: 'api_call', aggregation: 'sum', value: 5000,"
+            " min_value: 0, max_value: 1000}") in message
     assert "count_events: 13, count_rejected: 10, reject_rate: 0.7692, max_reject_rate: 0.2" in message
     assert "event_name: 'api_call', closing_events: 3, history_events: 80" in message
 
@@ -256,5 +269,6 @@ def test_closing_events_gate_stops_a_broken_producer_unless_acknowledged(scenari
 
     # Thresholds are configuration: widen them and the same data passes without acknowledgement.
     quality_config.write_text(
-        "closing_events:\n  max_reject_rate: 0.9\n  volume: {min_ratio: 0.01}\n  meters: {api_call: {max_value: null}}\n")
+        "closing_events:\n  max_reject_rate: 0.9\n  volume: {min_ratio: 0.01}\n"
+        "  meters: {api_call: {max_value: null}}\n")
     assert gates.check_closing_events(**later).success

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from billing.catalog import CatalogError, apply_catalog
 from billing.contracts import ContractError, contracts, parse_contract
 from billing.quality.config import QualityConfigError, load_quality_config
@@ -26,7 +25,8 @@ def test_every_contract_parses_and_its_references_exist():
     ({"columns": [{"name": "a", "type": "text", "rule": "iso_4218"}]}, "unknown rule"),
     ({"columns": [{"name": "a", "type": "text"}], "primary_key": ["b"]}, "key column 'b'"),
     ({"columns": [{"name": "a", "type": "text"}], "on_violation": "ignore"}, "on_violation"),
-    ({"columns": [{"name": "a", "type": "text"}], "rules": [{"name": "Bad Name", "description": "x", "query": "select 1"}]},
+    ({"columns": [{"name": "a", "type": "text"}],
+      "rules": [{"name": "Bad Name", "description": "x", "query": "select 1"}]},
      "lower_snake_case"),
 ])
 def test_malformed_contracts_are_refused(document, error):
@@ -64,8 +64,11 @@ subscriptions:
   - {subscription_id: s1, customer_id: c, plan_id: p, started_at: "2026-06-01T00:00:00Z"}
   - {subscription_id: s2, customer_id: c, plan_id: p, started_at: "2026-06-15T00:00:00Z"}
 """)
-    with pytest.raises(CatalogError, match=r"subscriptions\[0\] \(line 9\): rule one_active_subscription_per_customer .* "
-                                           r"broken by \{customer_id: c, subscription_id: s1, overlapping_subscription_id: s2"):
+    with pytest.raises(
+        CatalogError,
+        match=r"subscriptions\[0\] \(line 9\): rule one_active_subscription_per_customer .* "
+              r"broken by \{customer_id: c, subscription_id: s1, overlapping_subscription_id: s2",
+    ):
         apply_catalog(tmp_path / "catalog.yaml")
     assert query("select count(*) from raw.subscriptions") == [(0,)]
 
@@ -99,26 +102,27 @@ def test_quality_config_defaults_overrides_and_typos(tmp_path: Path, monkeypatch
 
 
 def test_quality_cli_acknowledges_known_checks_only(warehouse):
-    from typer.testing import CliRunner
-
     from billing.quality.commands import app
+    from typer.testing import CliRunner
 
     runner = CliRunner()
     as_of = ["--as-of", "2026-07-01T01:00:00Z"]
-    unknown = runner.invoke(app, ["acknowledge", "--gate", "ledger", "--check", "no_such_check", *as_of, "--reason", "x"])
+    unknown = runner.invoke(app, ["acknowledge", "--gate", "ledger", "--check", "no_such_check", *as_of,
+                                  "--reason", "x"])
     assert unknown.exit_code == 2 and "no_invoice_with_two_successful_charges" in unknown.output
     no_reason = runner.invoke(app, ["acknowledge", "--gate", "ledger", "--check", "charged_amount_equals_invoice_total",
                                     *as_of, "--reason", " "])
     assert no_reason.exit_code == 2
 
-    done = runner.invoke(app, ["acknowledge", "--gate", "closing_events", "--check", "volume_is_within_band_of_recent_periods",
+    done = runner.invoke(app, ["acknowledge", "--gate", "closing_events", "--check",
+                               "volume_is_within_band_of_recent_periods",
                                *as_of, "--reason", "producer outage INC-42", "--by", "alice"])
     assert done.exit_code == 0, done.output
     assert query(
         "select gate, check_name, as_of, reason, acknowledged_by from billing.quality_acknowledgements"
         " where acknowledged_by = 'alice'"
     ) == [("closing_events", "volume_is_within_band_of_recent_periods",
-           datetime(2026, 7, 1, 1, tzinfo=timezone.utc),
+           datetime(2026, 7, 1, 1, tzinfo=UTC),
            "producer outage INC-42", "alice")]
     assert "INC-42" in runner.invoke(app, ["acknowledgements"], terminal_width=200).output
     assert runner.invoke(app, ["config"]).exit_code == 0

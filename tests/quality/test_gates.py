@@ -7,14 +7,13 @@ import subprocess
 import sys
 
 import pytest
-
 from billing.quality import Check, Gate, GateFailed, enforce, run_gate
 from billing.quality.runner import load_great_expectations
 from billing.warehouse import connect
 
-AS_OF = datetime.datetime(2025, 2, 1, tzinfo=datetime.timezone.utc)
-JANUARY = datetime.datetime(2025, 1, 15, tzinfo=datetime.timezone.utc)
-FEBRUARY = datetime.datetime(2025, 2, 15, tzinfo=datetime.timezone.utc)
+AS_OF = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
+JANUARY = datetime.datetime(2025, 1, 15, tzinfo=datetime.UTC)
+FEBRUARY = datetime.datetime(2025, 2, 15, tzinfo=datetime.UTC)
 
 CLEAN_ORDERS = [
     ("o-1", "c-1", 100, 100, JANUARY),
@@ -44,14 +43,19 @@ def orders_gate(as_of: datetime.datetime) -> Gate:
                 key_columns=("order_id",),
                 expectations=(
                     gx.expectations.ExpectColumnValuesToNotBeNull(column="customer_id"),
-                    gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="total_minor", column_B="lines_total_minor"),
+                    gx.expectations.ExpectColumnPairValuesToBeEqual(
+                        column_A="total_minor",
+                        column_B="lines_total_minor",
+                    ),
                     gx.expectations.ExpectColumnValuesToBeBetween(column="total_minor", min_value=0),
                 ),
             ),
             Check(
                 name="one_row_per_order",
                 query=in_window,
-                expectations=(gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "customer_id"]),),
+                expectations=(
+                    gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "customer_id"]),
+                ),
             ),
             Check(
                 # A query selecting offending rows; its colon and % must reach PostgreSQL intact.
@@ -93,9 +97,12 @@ def test_clean_orders_pass_and_are_recorded(warehouse: str, billing_home) -> Non
     rows = stored_results("clean-run")
     assert [(gate, check, expectation, success) for gate, check, expectation, success, _ in rows] == [
         ("scratch_orders", "no_test_customers", "expect_table_row_count_to_equal(value=0)", True),
-        ("scratch_orders", "one_row_per_order", "expect_compound_columns_to_be_unique(column_list=[order_id, customer_id])", True),
-        ("scratch_orders", "orders_are_complete", "expect_column_pair_values_to_be_equal(column_A=total_minor, column_B=lines_total_minor)", True),
-        ("scratch_orders", "orders_are_complete", "expect_column_values_to_be_between(column=total_minor, min_value=0)", True),
+        ("scratch_orders", "one_row_per_order",
+         "expect_compound_columns_to_be_unique(column_list=[order_id, customer_id])", True),
+        ("scratch_orders", "orders_are_complete",
+         "expect_column_pair_values_to_be_equal(column_A=total_minor, column_B=lines_total_minor)", True),
+        ("scratch_orders", "orders_are_complete",
+         "expect_column_values_to_be_between(column=total_minor, min_value=0)", True),
         ("scratch_orders", "orders_are_complete", "expect_column_values_to_not_be_null(column=customer_id)", True),
     ]
     assert rows[0][4] == {"observed_value": 0}
@@ -116,7 +123,8 @@ def test_bad_orders_fail_naming_checks_and_rows(warehouse: str) -> None:
         " — 1 of 6 rows, e.g. {order_id: 'o-null', customer_id: null}"
     ) in message
     assert (
-        "check orders_are_complete: expect_column_pair_values_to_be_equal(column_A=total_minor, column_B=lines_total_minor)"
+        "check orders_are_complete: expect_column_pair_values_to_be_equal(column_A=total_minor,"
+        " column_B=lines_total_minor)"
         " — 1 of 6 rows, e.g. {order_id: 'o-off', total_minor: 100, lines_total_minor: 99}"
     ) in message
     assert (
@@ -127,7 +135,10 @@ def test_bad_orders_fail_naming_checks_and_rows(warehouse: str) -> None:
     assert "one_row_per_order" not in message and "min_value" not in message
     assert len(failed.value.result.failures) == 3
 
-    rows = {(check, expectation): (success, observed) for _, check, expectation, success, observed in stored_results("bad-run")}
+    rows = {
+        (check, expectation): (success, observed)
+        for _, check, expectation, success, observed in stored_results("bad-run")
+    }
     assert len(rows) == 5
     success, observed = rows[("orders_are_complete", "expect_column_values_to_not_be_null(column=customer_id)")]
     assert not success
@@ -137,7 +148,9 @@ def test_bad_orders_fail_naming_checks_and_rows(warehouse: str) -> None:
         False,
         {"observed_value": 1, "sample_rows": [{"order_id": "o-test", "customer_id": "test:acme"}]},
     )
-    assert rows[("one_row_per_order", "expect_compound_columns_to_be_unique(column_list=[order_id, customer_id])")][0] is True
+    assert rows[
+        ("one_row_per_order", "expect_compound_columns_to_be_unique(column_list=[order_id, customer_id])")
+    ][0] is True
 
 
 def test_duplicates_are_shown_as_whole_rows(warehouse: str) -> None:
@@ -166,7 +179,10 @@ def test_a_check_that_errors_fails_the_gate(warehouse: str) -> None:
         ),
     )
 
-    with pytest.raises(GateFailed, match=r'check missing_column: .*column=customer\) — raised .*"customer".* does not exist'):
+    with pytest.raises(
+        GateFailed,
+        match=r'check missing_column: .*column=customer\) — raised .*"customer".* does not exist',
+    ):
         enforce(run_gate(gate, run_label="typo-run"))
 
 
@@ -226,7 +242,12 @@ def test_without_key_columns_the_checked_values_are_shown(warehouse: str) -> Non
             Check(
                 name="totals_match",
                 query="select * from scratch.quality_orders",
-                expectations=(gx.expectations.ExpectColumnPairValuesToBeEqual(column_A="total_minor", column_B="lines_total_minor"),),
+                expectations=(
+                    gx.expectations.ExpectColumnPairValuesToBeEqual(
+                        column_A="total_minor",
+                        column_B="lines_total_minor",
+                    ),
+                ),
             ),
         ),
     )
@@ -242,11 +263,19 @@ def test_a_broken_query_fails_the_gate(warehouse: str) -> None:
     gate = Gate(
         name="broken",
         checks=(
-            Check(name="no_table", query="select * from scratch.no_such_table", expectations=(gx.expectations.ExpectTableRowCountToEqual(value=0),)),
+            Check(
+                name="no_table",
+                query="select * from scratch.no_such_table",
+                expectations=(gx.expectations.ExpectTableRowCountToEqual(value=0),),
+            ),
         ),
     )
 
-    with pytest.raises(GateFailed, match=r'check no_table: expect_table_row_count_to_equal\(value=0\) — raised .*"scratch.no_such_table" does not exist'):
+    with pytest.raises(
+        GateFailed,
+        match=r"check no_table: expect_table_row_count_to_equal\(value=0\)"
+              r' — raised .*"scratch.no_such_table" does not exist',
+    ):
         enforce(run_gate(gate, run_label="broken-run"))
 
 

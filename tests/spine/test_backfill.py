@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from billing.backfill import backfill, plan
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse
+
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -26,8 +27,8 @@ customers:
 subscriptions:
   - {subscription_id: s_utc, customer_id: utc_co, plan_id: pro, started_at: "2026-04-01T00:00:00Z"}
 """
-START = datetime(2026, 4, 1, tzinfo=timezone.utc)
-END = datetime(2026, 7, 1, 6, tzinfo=timezone.utc)
+START = datetime(2026, 4, 1, tzinfo=UTC)
+END = datetime(2026, 7, 1, 6, tzinfo=UTC)
 
 
 def test_backfill_closes_three_months_in_order_and_a_rerun_issues_nothing(warehouse, tmp_path):

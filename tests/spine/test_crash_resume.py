@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from conftest import query, reset_warehouse, run_cli
+
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -36,7 +37,11 @@ def test_charge_interrupted_after_recording_is_resumed_with_the_same_key(warehou
     reset_warehouse()
     (tmp_path / "catalog.yaml").write_text(CATALOG)
     run_cli("catalog", "apply", str(tmp_path / "catalog.yaml"))
-    run_cli("load", "events", str(write_csv(tmp_path / "events.csv", usage("flaky", "api_call", [12_345], "2026-06-03", "x"))))
+    run_cli(
+        "load",
+        "events",
+        str(write_csv(tmp_path / "events.csv", usage("flaky", "api_call", [12_345], "2026-06-03", "x"))),
+    )
 
     run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from billing.webhooks.receiver import WebhookReceiver
 from conftest import query, reset_warehouse, run_cli
+
 from spine.events import july_events, june_events, late_duplicates, write_csv
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -49,7 +49,7 @@ def invoice(subscription_id: str, period_start: str) -> dict:
         " from billing.invoices where subscription_id = %s and period_start = %s::timestamptz",
         subscription_id, period_start,
     )
-    return dict(zip(["invoice_id", "number", "currency", "subtotal_minor", "total_minor", "status"], row))
+    return dict(zip(["invoice_id", "number", "currency", "subtotal_minor", "total_minor", "status"], row, strict=True))
 
 
 def lines(invoice_id: str) -> list[tuple]:
@@ -138,7 +138,9 @@ def test_webhooks_are_signed_and_announce_each_state_change(june_closed, receive
         ("billing.charge.failed", "s_late"),
     ])
     assert receiver.rejected == 0
-    assert query("select count(*), count(*) filter (where status = 'delivered') from billing.webhook_deliveries") == [(9, 9)]
+    assert query(
+        "select count(*), count(*) filter (where status = 'delivered') from billing.webhook_deliveries"
+    ) == [(9, 9)]
 
 
 def test_rerunning_the_same_close_changes_nothing(june_closed, receiver):
@@ -152,7 +154,8 @@ def test_rerunning_the_same_close_changes_nothing(june_closed, receiver):
 def test_a_later_close_issues_only_the_new_periods(june_closed, receiver):
     run_cli("load", "events", str(write_csv(june_closed / "july.csv", july_events())))
     run_cli("close-cycles", "--as-of", JULY_CLOSE)
-    new = query("select invoice_number, subscription_id from billing.invoices where invoice_number > 'INV-000006' order by 1")
+    new = query("select invoice_number, subscription_id from billing.invoices"
+                " where invoice_number > 'INV-000006' order by 1")
     assert new == [
         ("INV-000007", "s_tokyo"),
         ("INV-000008", "s_heavy"),

@@ -12,6 +12,7 @@ from billing.quality.acknowledgements import acknowledge
 from billing.warehouse import connect
 from billing.window import parse_timestamp
 from conftest import query, reset_warehouse, run_dag
+
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -72,7 +73,8 @@ def test_gates_stop_the_close_until_the_data_is_fixed_or_acknowledged(warehouse,
     stopped = close()
     assert stopped.failed_tasks == ("check_raw_contracts",)
     message = stopped.failure_messages["check_raw_contracts"]
-    assert message.startswith("GateFailed: gate raw_contracts failed: check subscriptions__one_active_subscription_per_customer:"
+    assert message.startswith("GateFailed: gate raw_contracts failed:"
+                              " check subscriptions__one_active_subscription_per_customer:"
                               " expect_table_row_count_to_equal(value=0) — observed 1, e.g. {customer_id: 'twice',"
                               " subscription_id: 's_first', overlapping_subscription_id: 's_second'")
     assert money_moved() == NOTHING_ISSUED
@@ -104,7 +106,9 @@ def test_gates_stop_the_close_until_the_data_is_fixed_or_acknowledged(warehouse,
 
 def test_ledger_gate_stops_charge_retries_until_fixed(warehouse, tmp_path: Path):
     """Runs on the previous test's invoices: a second successful charge recorded for one of them."""
-    [(invoice_id, total)] = query("select invoice_id, total_minor from billing.invoices where invoice_number = 'INV-000001'")
+    [(invoice_id, total)] = query(
+        "select invoice_id, total_minor from billing.invoices where invoice_number = 'INV-000001'"
+    )
 
     with connect() as connection:
         connection.execute(

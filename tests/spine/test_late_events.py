@@ -12,6 +12,7 @@ from __future__ import annotations
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
+
 from spine.events import usage, write_csv
 
 CATALOG = """
@@ -40,7 +41,8 @@ def close(as_of: str) -> None:
 
 
 def invoices() -> list[tuple]:
-    return query("select invoice_number, period_start::date::text, subtotal_minor, total_minor from billing.invoices order by 1")
+    return query("select invoice_number, period_start::date::text, subtotal_minor, total_minor"
+                 " from billing.invoices order by 1")
 
 
 def adjustments() -> list[tuple]:
@@ -55,7 +57,10 @@ def test_late_usage_is_adjusted_once_on_the_next_invoice_at_the_marginal_tier(wa
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(CATALOG.replace("PRICE", "0.02"))
     apply_catalog(catalog)
-    load_events(write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")),
+        show_progress=False,
+    )
     close("2026-07-01T01:00:00Z")
     june_lines = query("select line_no, amount_minor from billing.invoice_lines order by 1")
     assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]  # 9,000 × €0.02
@@ -72,7 +77,8 @@ def test_late_usage_is_adjusted_once_on_the_next_invoice_at_the_marginal_tier(wa
     ]
     assert adjustments() == [("INV-000002", "Adjustment to INV-000001 (usage re-rated)", 3_000)]
     assert query("select line_no, amount_minor from billing.invoice_lines where invoice_id ="
-                 " (select invoice_id from billing.invoices where invoice_number = 'INV-000001') order by 1") == june_lines
+                 " (select invoice_id from billing.invoices where invoice_number = 'INV-000001')"
+                 " order by 1") == june_lines
 
     # the operator fixes the first tier's price to €0.01: June and July are credited on August's
     # invoice, which has no usage, so the credit becomes a grant and the total stays 0
@@ -99,7 +105,10 @@ credit_grants:
 """
     catalog.write_text(with_grant.replace("PRICE", "0.02"))
     apply_catalog(catalog)
-    load_events(write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")),
+        show_progress=False,
+    )
     close("2026-07-01T01:00:00Z")
     assert invoices() == [("INV-000001", "2026-06-01", 18_000, 17_500)]  # 9,000 × €0.02, less the €5 welcome grant
     application_grants = query("select * from raw.credit_grants")
@@ -109,7 +118,10 @@ credit_grants:
     # 3,000 calls (€30) the grant pays
     catalog.write_text(with_grant.replace("PRICE", "0.01"))
     apply_catalog(catalog)
-    load_events(write_csv(tmp_path / "sept.csv", usage("late", "api_call", [3_000], "2026-09-10", "sept")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "sept.csv", usage("late", "api_call", [3_000], "2026-09-10", "sept")),
+        show_progress=False,
+    )
     close("2026-10-01T01:00:00Z")
     close("2026-10-01T01:00:00Z")  # re-run: nothing twice
     july, september = number_to_id("INV-000002"), number_to_id("INV-000004")
@@ -130,7 +142,10 @@ credit_grants:
     ) == [(f"carry_{july}", september, 3_000)]
 
     # October's 1,000 calls (€10), issued by a later run, take €10 more of it: €50 are left
-    load_events(write_csv(tmp_path / "oct.csv", usage("late", "api_call", [1_000], "2026-10-05", "oct")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "oct.csv", usage("late", "api_call", [1_000], "2026-10-05", "oct")),
+        show_progress=False,
+    )
     close("2026-11-01T01:00:00Z")
     assert invoices()[4:] == [("INV-000005", "2026-10-01", 1_000, 0)]
     assert query(

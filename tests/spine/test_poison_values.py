@@ -6,6 +6,7 @@ from __future__ import annotations
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_dag
+
 from spine.events import write_csv
 
 CATALOG = """

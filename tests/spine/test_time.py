@@ -10,12 +10,13 @@ UTC's April 2) closes February and March of both.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.orchestration import run_dag
 from conftest import query, reset_warehouse, run_cli
+
 from spine.events import write_csv
 
 CATALOG = """
@@ -55,7 +56,7 @@ INVOICE_COLUMNS = (
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _load(tmp_path) -> None:
@@ -92,7 +93,7 @@ def test_a_close_in_2024_bills_history_with_the_runs_dates(warehouse, tmp_path):
 
 def test_a_future_as_of_is_refused_everywhere_before_anything_runs(warehouse, tmp_path):
     _load(tmp_path)
-    future = (datetime.now(timezone.utc) + timedelta(minutes=10)).isoformat()
+    future = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
 
     for command in (("close-cycles", "--as-of", future),
                     ("run", "billing_cycle_close", "--logical-date", future),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,10 +36,10 @@ KEPT = {
     "credit_applications": "select * from billing.credit_applications order by grant_id, invoice_id",
 }
 # grant_id, customer_id, currency, amount, granted_at, expires_at
-APPLICATION_GRANT = ("welcome", "utc_co", "USD", Decimal("5"), datetime(2026, 1, 15, tzinfo=timezone.utc), None)
+APPLICATION_GRANT = ("welcome", "utc_co", "USD", Decimal("5"), datetime(2026, 1, 15, tzinfo=UTC), None)
 # INV-000001's credit beyond its charges, as issuing wrote it into raw
 CARRIED_GRANT = ("carry_in_6460bd27f6ac85edd8ee3286", "tokyo_co", "USD", Decimal("2.50"),
-                 datetime(2026, 2, 28, 15, tzinfo=timezone.utc), None)
+                 datetime(2026, 2, 28, 15, tzinfo=UTC), None)
 # a grant's balance in cents: its amount less what it has given (billing.credit_applications)
 BALANCES = """
 select grants.grant_id, grants.amount * 100 - coalesce(sum(applications.amount_minor), 0)
@@ -98,8 +98,8 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             "select invoice_number, invoice_date::text, due_at, issued_by_run, issued_in_backfill"
             " from billing.invoices order by invoice_number"
         ).fetchall() == [
-            ("INV-000001", "2026-12-04", datetime(2026, 12, 3, 15, tzinfo=timezone.utc), None, False),
-            ("INV-000002", "2026-12-03", datetime(2026, 12, 3, tzinfo=timezone.utc), None, False),
+            ("INV-000001", "2026-12-04", datetime(2026, 12, 3, 15, tzinfo=UTC), None, False),
+            ("INV-000002", "2026-12-03", datetime(2026, 12, 3, tzinfo=UTC), None, False),
         ]
         assert connection.execute(
             "select customer_id, net_terms_days from raw.customers order by 1"

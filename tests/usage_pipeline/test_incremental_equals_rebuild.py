@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from billing import transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
@@ -69,7 +68,7 @@ def loaded(warehouse, tmp_path_factory):
 
     _apply(folder / "early_catalog.yaml", _early_catalog(generated.catalog))
     outcomes = []
-    for number, (batch, boundary) in enumerate(zip(batches, boundaries), start=1):
+    for number, (batch, boundary) in enumerate(zip(batches, boundaries, strict=True), start=1):
         if number == 2:
             _apply(folder / "catalog.yaml", generated.catalog)
         _load(folder / f"batch_{number}.jsonl", batch)
@@ -108,7 +107,9 @@ def test_incremental_path_equals_full_rebuild(loaded):
     rebuilt = {name: query(sql) for name, sql in COMPARED.items()}
 
     for name in COMPARED:
-        assert incremental[name] == rebuilt[name], f"{name} differs: {_first_difference(incremental[name], rebuilt[name])}"
+        assert incremental[name] == rebuilt[name], (
+            f"{name} differs: {_first_difference(incremental[name], rebuilt[name])}"
+        )
     assert len(rebuilt["draft_invoice_lines"]) > 100 and len(rebuilt["duplicates"]) > 100
 
 
@@ -155,7 +156,7 @@ def _late_winning_copies(batches: list[list[dict]], boundaries: list) -> list[tu
     earlier that is only loaded with the next batch. Inside the pipeline's lookback, the copy wins
     (SPEC §2: first ingested), displacing a winner an earlier run billed."""
     winners = []
-    for number, (batch, boundary) in enumerate(zip(batches[:-1], boundaries), start=1):
+    for number, (batch, boundary) in enumerate(zip(batches[:-1], boundaries, strict=False), start=1):
         model = next(
             event for event in reversed(batch)
             if event["reference"] and event["value"] is not None
@@ -200,7 +201,7 @@ def _load(path: Path, events: list[dict]) -> None:
 
 
 def _first_difference(left: list, right: list) -> str:
-    for index, (a, b) in enumerate(zip(left, right)):
+    for index, (a, b) in enumerate(zip(left, right, strict=False)):
         if a != b:
             return f"row {index}: incremental {a} != rebuilt {b}"
     return f"row counts: incremental {len(left)}, rebuilt {len(right)}"

@@ -57,7 +57,10 @@ def test_thresholds_alert_once_each_and_usage_is_reported(warehouse, tmp_path):
     assert "850" in shown and "150" in shown  # used, included left
     assert "USD 0.00" in shown and "USD 15.50" in shown  # so far; projected 850 × 30/10 − 1,000 = 1,550 × $0.01
 
-    load_events(write_csv(tmp_path / "second.csv", usage("busy", "api_call", [200], "2026-06-12", "b")), show_progress=False)
+    load_events(
+        write_csv(tmp_path / "second.csv", usage("busy", "api_call", [200], "2026-06-12", "b")),
+        show_progress=False,
+    )
     run_dag("usage_pipeline", "2026-06-13T00:00:00Z", as_of="2026-06-13T00:00:00Z")
     run_dag("usage_pipeline", "2026-06-13T00:00:00Z", as_of="2026-06-13T00:00:00Z")  # re-run: nothing twice
     assert overage_alerts() == [("80", "850"), ("100", "1050")]

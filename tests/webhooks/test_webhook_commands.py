@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from billing.webhooks import dispatch_webhooks
+from billing.webhooks.commands import app
 from conftest import reset_warehouse
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -21,9 +23,6 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     fetch_all,
     new_secret,
 )
-
-from billing.webhooks import DispatchSummary, dispatch_webhooks
-from billing.webhooks.commands import app
 
 
 def _billing_webhooks(*args: str, env: dict | None = None):
@@ -42,7 +41,7 @@ def one_of_each(warehouse, httpserver: HTTPServer):
     add_endpoint("ep_down", closed_port_url(), secrets["ep_down"], event_types=[INVOICE_GENERATED, CHARGE_FAILED])
     httpserver.expect_request("/ok", method="POST").respond_with_data("", status=204)
     invoice = enqueue(INVOICE_GENERATED, "inv_1")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for _ in range(8):
         dispatch_webhooks(now=now)
         now = delivery(invoice, "ep_down")[2]
@@ -131,7 +130,7 @@ def test_endpoints_shows_urls_state_and_counts_but_no_secret(one_of_each):
 
     assert result.exit_code == 0
     rows = {cells[0]: cells[1:] for cells in _table_rows(result.stdout)}
-    rotation_ends = (datetime.now(timezone.utc) + timedelta(hours=24)).strftime("%Y-%m-%d")
+    rotation_ends = (datetime.now(UTC) + timedelta(hours=24)).strftime("%Y-%m-%d")
     assert rows["ep_ok"][1:7] == ["yes", INVOICE_GENERATED, "0", "1", "0", rows["ep_ok"][6]]
     assert rows["ep_ok"][7].startswith(rotation_ends)
     assert rows["ep_down"][1:6] == ["yes", f"{INVOICE_GENERATED}, {CHARGE_FAILED}", "1", "0", "1"]

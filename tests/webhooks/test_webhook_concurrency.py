@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from billing.webhooks import DispatchSummary, dispatch_webhooks
 from conftest import reset_warehouse
 from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
     INVOICE_GENERATED,
@@ -15,8 +16,6 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     fetch_all,
     new_secret,
 )
-
-from billing.webhooks import DispatchSummary, dispatch_webhooks
 
 
 def _slow_endpoints(names: tuple[str, ...], delay: float) -> tuple[SlowReceiver, dict[str, str]]:

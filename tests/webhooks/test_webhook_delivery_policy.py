@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+from billing.webhooks import MAX_RETRY_AFTER, DispatchSummary, WebhookReceiver, dispatch_webhooks, replay_event
 from conftest import reset_warehouse
 from pytest_httpserver import HTTPServer
 from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
@@ -23,11 +24,9 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     new_secret,
 )
 
-from billing.webhooks import MAX_RETRY_AFTER, DispatchSummary, WebhookReceiver, dispatch_webhooks, replay_event
-
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def test_receiver_down_then_up_gets_each_event_once_per_endpoint_on_schedule(warehouse):

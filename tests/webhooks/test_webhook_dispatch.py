@@ -6,8 +6,9 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from billing.webhooks import MAX_ATTEMPTS, RETRY_DELAYS, DispatchSummary, WebhookReceiver, dispatch_webhooks
 from conftest import reset_warehouse, run_dag
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -27,11 +28,9 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
 )
 from werkzeug import Response
 
-from billing.webhooks import MAX_ATTEMPTS, RETRY_DELAYS, DispatchSummary, WebhookReceiver, dispatch_webhooks
-
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def test_event_is_delivered_signed_and_its_attempt_recorded(warehouse):
@@ -81,7 +80,7 @@ def test_request_carries_standard_webhooks_headers_that_verify(warehouse, httpse
     assert payload["data"] == {"invoice_id": "inv_1"}
     assert Webhook(secret).sign(
         event_id,
-        datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), timezone.utc),
+        datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC),
         request.get_data(as_text=True),
     ) == request.headers["webhook-signature"]
 
@@ -185,9 +184,9 @@ def test_delivery_is_dead_lettered_after_eight_failed_attempts(warehouse, httpse
         timedelta(hours=10),
         timedelta(hours=10),
     ]
-    for earlier, later, delay in zip(attempted_at, attempted_at[1:], RETRY_DELAYS):
+    for earlier, later, delay in zip(attempted_at, attempted_at[1:], RETRY_DELAYS, strict=False):
         assert_retry_at(later, earlier, delay)
-    gaps = [later - earlier for earlier, later in zip(attempted_at, attempted_at[1:])]
+    gaps = [later - earlier for earlier, later in zip(attempted_at, attempted_at[1:], strict=False)]
     assert gaps != list(RETRY_DELAYS), "jitter moves each retry a little"
     assert len(httpserver.log) == 8
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from conftest import reset_warehouse
-from webhook_test_support import CHARGE_FAILED, INVOICE_GENERATED, enqueue, fetch_all
-
 from billing.warehouse import connect
 from billing.webhooks import UnknownEventType, enqueue_event, event_id_for
+from conftest import reset_warehouse
+from webhook_test_support import CHARGE_FAILED, INVOICE_GENERATED, enqueue, fetch_all
 
 
 def test_event_id_is_a_versioned_digest_of_type_and_subject():
@@ -53,7 +52,7 @@ def test_decimals_and_timestamps_are_stored_as_exact_json(warehouse):
         {
             "amount_minor": Decimal("1250"),
             "quantity": Decimal("12.5"),
-            "as_of": datetime(2025, 1, 31, 23, 59, 59, tzinfo=timezone.utc),
+            "as_of": datetime(2025, 1, 31, 23, 59, 59, tzinfo=UTC),
             "period_start": date(2025, 1, 1),
         },
     )

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
-from webhook_test_support import new_secret
-
 from billing.webhooks import WebhookReceiver
 from billing.webhooks.sign import signed_headers
+from webhook_test_support import new_secret
 
 
 def _post(url: str, secret: str, *, msg_id: str = "msg_1", payload: dict | None = None) -> httpx.Response:
     body = json.dumps(payload or {"type": "billing.invoice.generated", "timestamp": "t", "data": {}})
-    headers = signed_headers(secret, msg_id=msg_id, body=body, signed_at=datetime.now(timezone.utc))
+    headers = signed_headers(secret, msg_id=msg_id, body=body, signed_at=datetime.now(UTC))
     return httpx.post(url, content=body, headers=headers)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from billing.webhooks import DispatchSummary, EndpointNotFound, dispatch_webhooks, rotate_secret
 from conftest import reset_warehouse
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -21,11 +22,9 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     new_secret,
 )
 
-from billing.webhooks import DispatchSummary, EndpointNotFound, dispatch_webhooks, rotate_secret
-
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _secrets_of(endpoint_id: str) -> tuple:

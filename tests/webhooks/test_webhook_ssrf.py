@@ -7,11 +7,13 @@ import socket
 import ssl
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 
 import pytest
+from billing.webhooks import ALLOW_HOSTS_ENV, DispatchSummary, WebhookReceiver, dispatch_webhooks
+from billing.webhooks.guard import AllowList, RefusedAddress, check_addresses, forbidden_kind
 from conftest import reset_warehouse
 from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
     INVOICE_GENERATED,
@@ -24,14 +26,11 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     new_secret,
 )
 
-from billing.webhooks import ALLOW_HOSTS_ENV, DispatchSummary, WebhookReceiver, dispatch_webhooks
-from billing.webhooks.guard import AllowList, RefusedAddress, check_addresses, forbidden_kind
-
 ALLOW_HINT = "(set BILLING_WEBHOOK_ALLOW_HOSTS to allow it)"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @pytest.mark.parametrize(
@@ -250,7 +249,7 @@ def _self_signed_certificate(folder, hostname: str):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -11,7 +11,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-
 from billing.warehouse import connect
 from billing.webhooks import ALLOW_HOSTS_ENV, WebhookReceiver, enqueue_event
 from billing.webhooks.dispatch import JITTER

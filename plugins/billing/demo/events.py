@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import csv
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 COLUMNS = ["reference", "customer_id", "event_name", "value", "action", "occurred_at"]
-JUNE = datetime(2026, 6, 1, tzinfo=timezone.utc)
-JULY = datetime(2026, 7, 1, tzinfo=timezone.utc)
+JUNE = datetime(2026, 6, 1, tzinfo=UTC)
+JULY = datetime(2026, 7, 1, tzinfo=UTC)
 
 # (customer, event_name, total units, number of events, month start, days in month)
 USAGE = [
@@ -66,7 +66,7 @@ def write_demo_events(path: Path, *, seed: int = 7) -> int:
 def _spread(generator, customer, event_name, total, count, start, days):
     """`count` events over the month whose values add up to `total` exactly."""
     cuts = sorted(generator.sample(range(1, total), count - 1)) if count > 1 else []
-    values = [upper - lower for lower, upper in zip([0, *cuts], [*cuts, total])]
+    values = [upper - lower for lower, upper in zip([0, *cuts], [*cuts, total], strict=True)]
     # Tokyo's June ends at 15:00Z on the 30th: keep umbrella's events inside its local month.
     span = timedelta(days=days) - timedelta(hours=10)
     for index, value in enumerate(values):
@@ -78,7 +78,6 @@ def _spread(generator, customer, event_name, total, count, start, days):
 
 def _duplicates(generator, rows):
     """Redeliveries: 1% of events sent again as they were, and one with a different value."""
-    for row in generator.sample(rows, len(rows) // 100):
-        yield row
+    yield from generator.sample(rows, len(rows) // 100)
     reference, customer, event_name, value, action, occurred_at = rows[0]
     yield reference, customer, event_name, str(int(value) + 1000), action, occurred_at

@@ -6,7 +6,7 @@ import base64
 import os
 import secrets
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -18,7 +18,7 @@ from billing.settings import billing_home
 
 CATALOG = Path(__file__).with_name("catalog.yaml")
 # The close after each demo month: as_of = period end + the 1 hour grace.
-CLOSES = [datetime(2026, 7, 1, 1, tzinfo=timezone.utc), datetime(2026, 8, 1, 1, tzinfo=timezone.utc)]
+CLOSES = [datetime(2026, 7, 1, 1, tzinfo=UTC), datetime(2026, 8, 1, 1, tzinfo=UTC)]
 
 
 def run_demo(console: Console) -> None:

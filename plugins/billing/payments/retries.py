@@ -13,7 +13,10 @@ from datetime import datetime
 from psycopg.rows import dict_row
 
 from billing.payments.charging import (
-    ChargeSummary, announce_uncollectible, record_attempts, resolve_pending_attempts,
+    ChargeSummary,
+    announce_uncollectible,
+    record_attempts,
+    resolve_pending_attempts,
 )
 from billing.payments.gateway import PaymentGateway
 from billing.warehouse import connect

@@ -3,8 +3,9 @@ seen, and which rows broke it. Works on the result objects' attributes only; imp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from billing.quality.gates import SAMPLE_SIZE, GateFailure, format_value
 

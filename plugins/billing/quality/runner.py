@@ -65,7 +65,7 @@ def run_gate(gate: Gate, *, run_label: str) -> GateResult:
 def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
     gx = load_great_expectations()
     datasource = context.data_sources.add_postgres(name=DATASOURCE, connection_string=sqlalchemy_url(warehouse_url()))
-    run_id = gx.RunIdentifier(run_name=run_label, run_time=datetime.datetime.now(datetime.timezone.utc))
+    run_id = gx.RunIdentifier(run_name=run_label, run_time=datetime.datetime.now(datetime.UTC))
     outcomes = []
     for check in gate.checks:
         query = gate.query_of(check)

@@ -7,10 +7,11 @@ and a non-zero exit: 1 for a refused operation, 2 for a malformed argument.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from enum import Enum
-from typing import Iterator, NoReturn
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ app = typer.Typer(
 )
 
 
-class DeliveryStatus(str, Enum):
+class DeliveryStatus(StrEnum):
     pending = "pending"
     delivered = "delivered"
     dead_lettered = "dead_lettered"
@@ -183,7 +184,7 @@ def _delivery_status(row) -> str:
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _stdout() -> Console:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -102,7 +102,7 @@ def send_webhook(
 def _headers(secret: str, previous_secret: str | None, *, event_id: str, body: str) -> dict[str, str]:
     # NOTE: signed with the wall clock, not the dispatcher's `now`: receivers reject timestamps
     # more than a few minutes from their own clock.
-    signed_at = datetime.now(timezone.utc)
+    signed_at = datetime.now(UTC)
     headers = signed_headers(secret, msg_id=event_id, body=body, signed_at=signed_at)
     if previous_secret:
         try:
@@ -141,8 +141,8 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     except (TypeError, ValueError, IndexError):
         return None
     if retry_at.tzinfo is None:
-        retry_at = retry_at.replace(tzinfo=timezone.utc)
-    return max(retry_at - datetime.now(timezone.utc), timedelta(0))
+        retry_at = retry_at.replace(tzinfo=UTC)
+    return max(retry_at - datetime.now(UTC), timedelta(0))
 
 
 def _elapsed_ms(started: float) -> int:

@@ -24,7 +24,7 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import httpx
@@ -105,7 +105,7 @@ def dispatch_webhooks(
     retries; tests pass it to step through the backoff schedule. `timeout` bounds each attempt;
     `concurrency` is how many endpoints are served at once.
     """
-    due_by = now or datetime.now(timezone.utc)
+    due_by = now or datetime.now(UTC)
     tally: Counter[str] = Counter()
     with connect(autocommit=True) as connection:
         _fan_out(connection, at=due_by)
@@ -249,7 +249,7 @@ def _attempt_next_due(
             body=_body(delivery),
             timeout=timeout,
         )
-        return outcome, _settle(connection, delivery, outcome, attempted_at=now or datetime.now(timezone.utc))
+        return outcome, _settle(connection, delivery, outcome, attempted_at=now or datetime.now(UTC))
 
 
 def _lock_endpoint(connection: psycopg.Connection, endpoint_id: str) -> bool:

@@ -7,7 +7,7 @@ The caller changes state and enqueues its event on the same connection, in the s
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from billing.idempotency import idempotency_key
-
 
 EVENT_TYPES = frozenset(
     {
@@ -83,4 +82,4 @@ def iso_timestamp(moment: datetime) -> str:
     """ISO 8601 with a `Z` suffix for aware datetimes (naive ones are written as they are)."""
     if moment.tzinfo is None:
         return moment.isoformat()
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -8,7 +8,7 @@ carry on, but the retry schedule starts again, so a dead-lettered delivery gets 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from billing.warehouse import connect
 from billing.webhooks.errors import EventNotFound, NothingToReplay
@@ -25,7 +25,7 @@ class Replay:
 
 def replay_event(event_id: str, *, endpoint_id: str | None = None, now: datetime | None = None) -> Replay:
     """Reset the event's deliveries (or only the one to `endpoint_id`) to pending, due `now`."""
-    due_at = now or datetime.now(timezone.utc)
+    due_at = now or datetime.now(UTC)
     with connect() as connection:
         event = connection.execute(
             "select fanned_out_at from billing.webhook_events where event_id = %s", (event_id,)

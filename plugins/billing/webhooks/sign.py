@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
@@ -32,7 +32,7 @@ def signed_headers(
     with either secret.
     """
     # NOTE: the library reads the timestamp as UTC whatever its tzinfo says, so convert first.
-    signed_at = signed_at.astimezone(timezone.utc)
+    signed_at = signed_at.astimezone(UTC)
     signatures = [_webhook(secret).sign(msg_id, signed_at, body)]
     if previous_secret:
         signatures.append(_webhook(previous_secret, which="previous").sign(msg_id, signed_at, body))

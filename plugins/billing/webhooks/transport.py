@@ -17,9 +17,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from ipaddress import ip_address
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import httpcore
 import httpx
