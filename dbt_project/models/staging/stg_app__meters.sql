@@ -23,7 +23,8 @@ renamed as (
         -- SPEC §2: every aggregation but count and count_unique reads `value`
         aggregation not in ('count', 'count_unique') as is_value_read,
         -- SPEC §4: aggregations whose state carries across periods
-        aggregation in ('last_ever', 'time_duration', 'weighted_sum') as is_stateful
+        aggregation in ('last_ever', 'time_duration', 'weighted_sum')
+            as is_stateful
 
     from source
 

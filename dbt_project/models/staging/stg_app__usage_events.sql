@@ -5,7 +5,10 @@ source as (
     -- NOTE: ctid is the row's physical position. raw.usage_events is
     -- append-only, so it orders rows of one load in file order: the last
     -- tie-breaker of "first ingested wins" when two rows share ingested_at.
-    select ctid as raw_row_position, * from {{ source('app', 'usage_events') }}
+    select
+        ctid as raw_row_position,
+        *
+    from {{ source('app', 'usage_events') }}
 
 ),
 

@@ -26,13 +26,13 @@ checkpointed as (
 
     where catalog_scope in ('customer', 'meter')
     {% else %}
-    select
-        null::text as catalog_scope,
-        null::text as catalog_key,
-        null::text as fingerprint,
-        null::text[] as subscription_ids
+        select
+            null::text as catalog_scope,
+            null::text as catalog_key,
+            null::text as fingerprint,
+            null::text[] as subscription_ids
 
-    where false
+        where false
     {% endif %}
 
 ),
@@ -51,17 +51,18 @@ changed as (
             select distinct unnest(
                 coalesce(fingerprints.subscription_ids, array[]::text[])
                 || coalesce(checkpointed.subscription_ids, array[]::text[])
-            )
+            ) as subscription_id
         ) as subscription_ids
 
     from fingerprints
 
     full outer join checkpointed
-        on fingerprints.catalog_scope = checkpointed.catalog_scope
-        and fingerprints.catalog_key = checkpointed.catalog_key
+        on
+            fingerprints.catalog_scope = checkpointed.catalog_scope
+            and fingerprints.catalog_key = checkpointed.catalog_key
 
     where fingerprints.fingerprint is distinct from checkpointed.fingerprint
-        {% if flags.FULL_REFRESH %}
+    {% if flags.FULL_REFRESH %}
         and false
         {% endif %}
 

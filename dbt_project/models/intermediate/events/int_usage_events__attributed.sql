@@ -30,8 +30,9 @@ select
 from {{ ref('int_usage_events__validated') }} as events
 
 inner join {{ ref('int_subscription_periods') }} as periods
-    on events.subscription_id = periods.subscription_id
-    and events.occurred_at >= periods.period_start
-    and events.occurred_at < periods.period_end
+    on
+        events.subscription_id = periods.subscription_id
+        and events.occurred_at >= periods.period_start
+        and events.occurred_at < periods.period_end
 
 where events.reject_reason is null

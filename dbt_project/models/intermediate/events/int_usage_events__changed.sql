@@ -54,15 +54,17 @@ changed as (
     from ranked
 
     left join subscriptions
-        on ranked.customer_id = subscriptions.customer_id
-        and ranked.occurred_at >= subscriptions.started_at
-        and ranked.occurred_at
+        on
+            ranked.customer_id = subscriptions.customer_id
+            and ranked.occurred_at >= subscriptions.started_at
+            and ranked.occurred_at
             < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
 
     left join periods
-        on subscriptions.subscription_id = periods.subscription_id
-        and ranked.occurred_at >= periods.period_start
-        and ranked.occurred_at < periods.period_end
+        on
+            subscriptions.subscription_id = periods.subscription_id
+            and ranked.occurred_at >= periods.period_start
+            and ranked.occurred_at < periods.period_end
 
 )
 

@@ -99,11 +99,11 @@ events_to_rank as (
 
 {% else %}
 
-events_to_rank as (
+    events_to_rank as (
 
-    select * from events
+        select * from events
 
-),
+    ),
 
 {% endif %}
 
@@ -164,7 +164,7 @@ final as (
             (select max(processed_at) from ledger) + interval '1 microsecond'
         )
         {% else %}
-        now()
+            now()
         {% endif %}
             as processed_at
 

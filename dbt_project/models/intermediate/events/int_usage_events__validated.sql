@@ -88,11 +88,11 @@ events as (
 
 {% else %}
 
-events as (
+    events as (
 
-    select * from deduped
+        select * from deduped
 
-),
+    ),
 
 {% endif %}
 
@@ -142,11 +142,13 @@ with_subscription as (
             subscriptions.subscription_id,
             subscriptions.plan_id
         from subscriptions
-        where subscriptions.customer_id = events.customer_id
+        where
+            subscriptions.customer_id = events.customer_id
             and subscriptions.started_at <= events.occurred_at
             and events.occurred_at
-                < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
-        order by subscriptions.started_at desc
+            < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
+        -- the latest start wins (a column the lateral does not select)
+        order by subscriptions.started_at desc -- noqa: AM06
         limit 1
     ) as active_subscription on true
 
@@ -167,8 +169,8 @@ validated as (
             when occurred_at > ingested_at + interval '5 minutes'
                 then 'future_timestamp'
             when value is null and is_value_read then 'invalid_value'
-            -- a value no invoice can hold: NaN, ±Infinity (PostgreSQL orders NaN
-            -- above every number) or a magnitude beyond max_event_value
+            -- a value no invoice can hold: NaN, ±Infinity (PostgreSQL orders
+            -- NaN above every number) or a magnitude beyond max_event_value
             when abs(value) > {{ var('max_event_value') }} then 'invalid_value'
             when value < 0 and aggregation != 'weighted_sum'
                 then 'invalid_value'
@@ -225,6 +227,6 @@ where raw_row_position in (
 
 {% else %}
 
-select * from final
+    select * from final
 
 {% endif %}

@@ -140,8 +140,9 @@ uninvoiced_periods as (
         on periods.plan_id = plans.plan_id
 
     left join issued_invoices
-        on periods.subscription_id = issued_invoices.subscription_id
-        and periods.period_start = issued_invoices.period_start
+        on
+            periods.subscription_id = issued_invoices.subscription_id
+            and periods.period_start = issued_invoices.period_start
 
     where issued_invoices.invoice_id is null
 
@@ -167,17 +168,18 @@ candidates as (
             order by
                 uninvoiced_periods.currency = outstanding.currency desc,
                 uninvoiced_periods.subscription_id
-                    = outstanding.original_subscription_id desc,
+                = outstanding.original_subscription_id desc,
                 uninvoiced_periods.period_end,
-                uninvoiced_periods.period_start,
-                uninvoiced_periods.subscription_id
+                uninvoiced_periods.period_start asc,
+                uninvoiced_periods.subscription_id asc
         ) as candidate_rank
 
     from outstanding
 
     inner join uninvoiced_periods
-        on outstanding.customer_id = uninvoiced_periods.customer_id
-        and uninvoiced_periods.period_end > outstanding.original_period_end
+        on
+            outstanding.customer_id = uninvoiced_periods.customer_id
+            and outstanding.original_period_end < uninvoiced_periods.period_end
 
 ),
 
@@ -223,31 +225,36 @@ routed as (
         on outstanding.original_invoice_id = carriers.original_invoice_id
 
     left join first_candidates
-        on outstanding.original_invoice_id = first_candidates.original_invoice_id
+        on
+            outstanding.original_invoice_id
+            = first_candidates.original_invoice_id
 
 ),
 
 final as (
 
     select
-        case when routed.subscription_id is not null then
-            {{ invoice_id('routed.subscription_id', 'routed.period_start') }}
+        case
+            when routed.subscription_id is not null then
+                {{ invoice_id(
+                    'routed.subscription_id', 'routed.period_start'
+                ) }}
         end as invoice_id,
-        subscription_id,
-        period_start,
-        original_invoice_id,
-        original_invoice_number,
-        original_subscription_id,
-        original_period_start,
-        original_period_end,
-        customer_id,
-        currency,
-        rerated_minor,
-        invoiced_minor,
-        adjusted_minor,
-        amount_minor,
-        status,
-        unbilled_reason
+        routed.subscription_id,
+        routed.period_start,
+        routed.original_invoice_id,
+        routed.original_invoice_number,
+        routed.original_subscription_id,
+        routed.original_period_start,
+        routed.original_period_end,
+        routed.customer_id,
+        routed.currency,
+        routed.rerated_minor,
+        routed.invoiced_minor,
+        routed.adjusted_minor,
+        routed.amount_minor,
+        routed.status,
+        routed.unbilled_reason
 
     from routed
 

@@ -36,8 +36,11 @@ base_fee_lines as (
         'base_fee' as kind,
         null as event_name,
         plans.plan_name || ' base fee'
-            || case when closed_periods.period_fraction < 1
-                then ' (prorated)' else '' end as description,
+        || case
+            when closed_periods.period_fraction < 1
+                then ' (prorated)'
+            else ''
+        end as description,
         closed_periods.period_fraction as quantity,
         null::numeric as included_units,
         -- multiplied before dividing, so an exact half cent stays exact
@@ -86,8 +89,9 @@ charge_lines as (
     from usage_lines
 
     inner join closed_periods
-        on usage_lines.subscription_id = closed_periods.subscription_id
-        and usage_lines.period_start = closed_periods.period_start
+        on
+            usage_lines.subscription_id = closed_periods.subscription_id
+            and usage_lines.period_start = closed_periods.period_start
 
 ),
 
@@ -112,8 +116,9 @@ rounded as (
     from lines
 
     inner join closed_periods
-        on lines.subscription_id = closed_periods.subscription_id
-        and lines.period_start = closed_periods.period_start
+        on
+            lines.subscription_id = closed_periods.subscription_id
+            and lines.period_start = closed_periods.period_start
 
     inner join plans
         on closed_periods.plan_id = plans.plan_id

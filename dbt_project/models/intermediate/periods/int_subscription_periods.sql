@@ -33,7 +33,10 @@ calendars as (
 
         coalesce(
             subscriptions.billing_anchor_day,
-            extract(day from subscriptions.started_at at time zone customers.timezone)
+            extract(
+                day from
+                subscriptions.started_at at time zone customers.timezone
+            )
         )::int as anchor_day,
 
         date_trunc(
@@ -72,12 +75,14 @@ boundaries as (
         boundary_index,
 
         make_timestamptz(
-            extract(year from boundary_month)::int,
-            extract(month from boundary_month)::int,
+            extract(year from months.boundary_month)::int,
+            extract(month from months.boundary_month)::int,
             least(
                 calendars.anchor_day,
                 extract(
-                    day from boundary_month + interval '1 month' - interval '1 day'
+                    day from months.boundary_month
+                    + interval '1 month'
+                    - interval '1 day'
                 )::int
             ),
             0, 0, 0,
@@ -86,15 +91,16 @@ boundaries as (
 
     from calendars
 
-    cross join lateral generate_series(
-        -1,
-        ceil(
-            extract(epoch from calendars.horizon_at - calendars.started_at)
-            / extract(epoch from interval '28 days')
-        )::int
-        / case calendars.billing_interval when 'year' then 12 else 1 end
-        + 1
-    ) as boundary_index
+    cross join
+        lateral generate_series(
+            -1,
+            ceil(
+                extract(epoch from calendars.horizon_at - calendars.started_at)
+                / extract(epoch from interval '28 days')
+            )::int
+            / case calendars.billing_interval when 'year' then 12 else 1 end
+            + 1
+        ) as boundary_index
 
     cross join lateral (
         select calendars.started_month_local + boundary_index * calendars.step
@@ -138,10 +144,11 @@ periods as (
     inner join calendars
         on regular_periods.subscription_id = calendars.subscription_id
 
-    where regular_periods.regular_end is not null
+    where
+        regular_periods.regular_end is not null
         and regular_periods.regular_end > calendars.started_at
         and regular_periods.regular_start
-            < coalesce(calendars.ended_at, 'infinity'::timestamptz)
+        < coalesce(calendars.ended_at, 'infinity'::timestamptz)
         and regular_periods.regular_start <= calendars.horizon_at
 
 ),

@@ -21,8 +21,9 @@ final as (
     from periods
 
     left join invoices
-        on periods.subscription_id = invoices.subscription_id
-        and periods.period_start = invoices.period_start
+        on
+            periods.subscription_id = invoices.subscription_id
+            and periods.period_start = invoices.period_start
 
     where invoices.invoice_id is null
 

@@ -39,7 +39,8 @@ current_periods as not materialized (
     select * from periods
 
     -- the period each subscription is in at the run's as_of
-    where period_start <= {{ as_of() }}
+    where
+        period_start <= {{ as_of() }}
         and {{ as_of() }} < period_end
 
 ),
@@ -106,7 +107,10 @@ charged_usage as (
         meters.display_name,
 
         coalesce(usage.quantity, 0) * case
-            when meters.aggregation in ('count', 'sum', 'markup_percentage', 'time_duration')
+            when
+                meters.aggregation in (
+                    'count', 'sum', 'markup_percentage', 'time_duration'
+                )
                 then based_periods.run_rate_factor
             else 1
         end as quantity,
@@ -125,9 +129,10 @@ charged_usage as (
         on charges.event_name = meters.event_name
 
     left join usage
-        on based_periods.subscription_id = usage.subscription_id
-        and based_periods.period_start = usage.period_start
-        and charges.event_name = usage.event_name
+        on
+            based_periods.subscription_id = usage.subscription_id
+            and based_periods.period_start = usage.period_start
+            and charges.event_name = usage.event_name
 
 )
 

@@ -71,13 +71,15 @@ tier_units as (
         tier_ranges.flat_fee as tier_flat_fee,
 
         case billable.pricing_model
-            when 'graduated' then greatest(
-                least(billable.billable_units, tier_ranges.upper_bound)
+            when 'graduated'
+                then greatest(
+                    least(billable.billable_units, tier_ranges.upper_bound)
                     - tier_ranges.lower_bound,
-                0
-            )
+                    0
+                )
             when 'volume' then case
-                when billable.billable_units > tier_ranges.lower_bound
+                when
+                    billable.billable_units > tier_ranges.lower_bound
                     and billable.billable_units <= tier_ranges.upper_bound
                     then billable.billable_units
                 else 0
@@ -87,9 +89,10 @@ tier_units as (
     from billable
 
     left join tier_ranges
-        on billable.plan_id = tier_ranges.plan_id
-        and billable.event_name = tier_ranges.event_name
-        and billable.pricing_model in ('graduated', 'volume')
+        on
+            billable.plan_id = tier_ranges.plan_id
+            and billable.event_name = tier_ranges.event_name
+            and billable.pricing_model in ('graduated', 'volume')
 
 ),
 
@@ -127,18 +130,21 @@ rated as (
 
         case pricing_model
             when 'per_unit' then billable_units * unit_price
-            when 'graduated' then coalesce(
-                sum(tier_units * tier_unit_price + tier_flat_fee)
+            when 'graduated'
+                then coalesce(
+                    sum(tier_units * tier_unit_price + tier_flat_fee)
                     filter (where tier_units > 0),
-                0
-            )
-            when 'volume' then coalesce(
-                sum(tier_units * tier_unit_price + tier_flat_fee)
+                    0
+                )
+            when 'volume'
+                then coalesce(
+                    sum(tier_units * tier_unit_price + tier_flat_fee)
                     filter (where tier_units > 0),
-                0
-            )
-            when 'package' then
-                ceil(billable_units / package_size) * unit_price
+                    0
+                )
+            when 'package'
+                then
+                    ceil(billable_units / package_size) * unit_price
             -- percentage ignores included_units (SPEC §5)
             when 'percentage' then
                 {{ divide('total_value * percentage_rate', '100') }}

@@ -59,7 +59,8 @@ changed_copies as (
     inner join stateful_meters
         on changed_events.event_name = stateful_meters.event_name
 
-    where changed_events.customer_id is not null
+    where
+        changed_events.customer_id is not null
         and changed_events.occurred_at is not null
 
 ),

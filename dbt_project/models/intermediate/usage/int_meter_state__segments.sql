@@ -100,11 +100,11 @@ anchors as (
 
 {% else %}
 
-events as (
+    events as (
 
-    select * from attributed
+        select * from attributed
 
-),
+    ),
 
 {% endif %}
 
@@ -121,7 +121,10 @@ keyed as (
 
         case
             when events.aggregation = 'time_duration'
-                then coalesce(events.properties ->> meters.aggregated_property, '')
+                then
+                    coalesce(
+                        events.properties ->> meters.aggregated_property, ''
+                    )
             else ''
         end as resource,
 
@@ -181,9 +184,10 @@ segments as (
         ) as segment_end,
 
         case aggregation
-            when 'weighted_sum' then sum(coalesce(anchor_state, value)) over (
-                by_state rows between unbounded preceding and current row
-            )
+            when 'weighted_sum'
+                then sum(coalesce(anchor_state, value)) over (
+                    by_state rows between unbounded preceding and current row
+                )
             else coalesce(anchor_state, value)
         end as state_value
 
@@ -218,6 +222,6 @@ from replaced
 
 {% else %}
 
-select * from segments
+    select * from segments
 
 {% endif %}

@@ -38,9 +38,10 @@ final as (
     from period_local
 
     full outer join stateful
-        on period_local.subscription_id = stateful.subscription_id
-        and period_local.event_name = stateful.event_name
-        and period_local.period_start = stateful.period_start
+        on
+            period_local.subscription_id = stateful.subscription_id
+            and period_local.event_name = stateful.event_name
+            and period_local.period_start = stateful.period_start
 
 )
 

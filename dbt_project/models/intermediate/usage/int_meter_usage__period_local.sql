@@ -200,11 +200,11 @@ events as (
 
 {% else %}
 
-events as (
+    events as (
 
-    select * from attributed
+        select * from attributed
 
-),
+    ),
 
 {% endif %}
 
@@ -219,14 +219,22 @@ ordered as (
         meters.aggregated_property,
 
         count(*) filter (where events.action = 'set') over (
-            partition by events.subscription_id, events.event_name, events.period_start
-            order by events.occurred_at desc, events.ingested_at desc, events.reference desc
+            partition by
+                events.subscription_id, events.event_name, events.period_start
+            order by
+                events.occurred_at desc,
+                events.ingested_at desc,
+                events.reference desc
             rows between unbounded preceding and current row
         ) as sets_at_or_after,
 
         row_number() over (
-            partition by events.subscription_id, events.event_name, events.period_start
-            order by events.occurred_at desc, events.ingested_at desc, events.reference desc
+            partition by
+                events.subscription_id, events.event_name, events.period_start
+            order by
+                events.occurred_at desc,
+                events.ingested_at desc,
+                events.reference desc
         ) = 1 as is_last_in_period
 
     from events
@@ -248,20 +256,23 @@ period_aggregates as (
 
         case min(aggregation)
             when 'count' then count(*)
-            when 'sum' then coalesce(
-                sum(value) filter (
-                    where sets_at_or_after = 0
+            when 'sum'
+                then coalesce(
+                    sum(value) filter (
+                        where sets_at_or_after = 0
                         or (action = 'set' and sets_at_or_after = 1)
-                ),
-                0
-            )
-            when 'count_unique' then
-                count(distinct properties ->> aggregated_property)
+                    ),
+                    0
+                )
+            when 'count_unique'
+                then
+                    count(distinct properties ->> aggregated_property)
             when 'max' then max(value)
             when 'min' then min(value)
             when 'average' then {{ divide('sum(value)', 'count(value)') }}
-            when 'last_during_period' then
-                max(value) filter (where is_last_in_period)
+            when 'last_during_period'
+                then
+                    max(value) filter (where is_last_in_period)
             when 'markup_percentage' then sum(value)
         end as quantity
 
@@ -344,6 +355,6 @@ from replaced_groups
 
 {% else %}
 
-select * from final
+    select * from final
 
 {% endif %}

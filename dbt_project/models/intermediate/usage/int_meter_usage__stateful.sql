@@ -140,7 +140,8 @@ overlapping_segments as (
         segments.segment_end,
 
         -- an open period counts up to the run's as_of: usage so far
-        extract(epoch from
+        extract(
+            epoch from
             least(segments.segment_end, period_meters.period_end, {{ as_of() }})
             - greatest(segments.segment_start, period_meters.period_start)
         ) as overlap_seconds
@@ -162,11 +163,12 @@ overlapping_segments as (
         offset 0
     ) as segments
     {% else %}
-    inner join segments
-        on period_meters.customer_id = segments.customer_id
-        and period_meters.event_name = segments.event_name
-        and segments.segment_start < period_meters.period_end
-        and segments.segment_end > period_meters.period_start
+        inner join segments
+            on
+                period_meters.customer_id = segments.customer_id
+                and period_meters.event_name = segments.event_name
+                and period_meters.period_end > segments.segment_start
+                and period_meters.period_start < segments.segment_end
     {% endif %}
 
 ),
@@ -183,11 +185,14 @@ aggregated as (
         min(aggregation) as aggregation,
 
         case min(aggregation)
-            when 'last_ever' then
-                coalesce(
-                    max(state_value) filter (where segment_end >= period_end),
-                    0
-                )
+            when 'last_ever'
+                then
+                    coalesce(
+                        max(state_value) filter (
+                            where segment_end >= period_end
+                        ),
+                        0
+                    )
             when 'time_duration' then {{ divide(
                 'coalesce(sum(overlap_seconds) filter (where state_value = 1 and overlap_seconds > 0), 0)',
                 '3600'
@@ -219,9 +224,10 @@ final as (
     from period_meters
 
     left join aggregated
-        on period_meters.subscription_id = aggregated.subscription_id
-        and period_meters.event_name = aggregated.event_name
-        and period_meters.period_start = aggregated.period_start
+        on
+            period_meters.subscription_id = aggregated.subscription_id
+            and period_meters.event_name = aggregated.event_name
+            and period_meters.period_start = aggregated.period_start
 
 )
 
@@ -274,6 +280,6 @@ from replaced
 
 {% else %}
 
-select * from final
+    select * from final
 
 {% endif %}

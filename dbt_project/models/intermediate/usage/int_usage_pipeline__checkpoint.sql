@@ -64,7 +64,8 @@ frontier as (
     inner join subscriptions
         on last_periods.subscription_id = subscriptions.subscription_id
 
-    where last_periods.last_period_end
+    where
+        last_periods.last_period_end
         < coalesce(subscriptions.ended_at, 'infinity'::timestamptz)
 
 ),
@@ -76,7 +77,9 @@ watermark as (
         'usage_events' as catalog_key,
         null::text as fingerprint,
         array[]::text[] as subscription_ids,
-        (select max(processed_at) from ranked) as processed_through,
+        (
+            select max(ranked.processed_at) as processed_at from ranked
+        ) as processed_through,
         frontier.frontier_at,
         -- raw.usage_events' rewrite counter as billing.transform read it
         -- before this build: a later UPDATE, DELETE or TRUNCATE moves it

@@ -31,8 +31,9 @@ pending_lines as (
     from drafted_lines
 
     inner join closed_periods
-        on drafted_lines.subscription_id = closed_periods.subscription_id
-        and drafted_lines.period_start = closed_periods.period_start
+        on
+            drafted_lines.subscription_id = closed_periods.subscription_id
+            and drafted_lines.period_start = closed_periods.period_start
 
 ),
 
@@ -45,7 +46,7 @@ adjustment_lines as (
         'adjustment' as kind,
         null as event_name,
         'Adjustment to ' || adjustments.original_invoice_number
-            || ' (usage re-rated)' as description,
+        || ' (usage re-rated)' as description,
         null::numeric as quantity,
         null::numeric as included_units,
         null::numeric as amount,
@@ -67,9 +68,19 @@ adjustment_lines as (
 lines as (
 
     select
-        invoice_id, subscription_id, period_start, kind, event_name,
-        description, quantity, included_units, amount, currency,
-        amount_minor, detail, line_no as position
+        invoice_id,
+        subscription_id,
+        period_start,
+        kind,
+        event_name,
+        description,
+        quantity,
+        included_units,
+        amount,
+        currency,
+        amount_minor,
+        detail,
+        line_no as position
     from pending_lines
 
     union all
@@ -77,7 +88,8 @@ lines as (
     select
         adjustment_lines.*,
         1000 + row_number() over (
-            partition by invoice_id order by detail ->> 'original_invoice_number'
+            partition by invoice_id
+            order by detail ->> 'original_invoice_number'
         ) as position
     from adjustment_lines
 

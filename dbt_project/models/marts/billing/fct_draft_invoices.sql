@@ -44,8 +44,9 @@ line_totals as (
 final as (
 
     select
-        {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
-            as invoice_id,
+        {{ invoice_id(
+            'closed_periods.subscription_id', 'closed_periods.period_start'
+        ) }} as invoice_id,
         closed_periods.customer_id,
         closed_periods.subscription_id,
         closed_periods.plan_id,
@@ -55,11 +56,11 @@ final as (
         customers.collection_method,
         coalesce(line_totals.count_lines, 0)::int as count_lines,
         coalesce(line_totals.subtotal_minor, 0)::bigint as subtotal_minor,
-        -- SPEC §10: the issuing run's as_of as a date in the customer's timezone, and due
-        -- net_terms_days later at local midnight
+        -- SPEC §10: the issuing run's as_of as a date in the customer's
+        -- timezone, and due net_terms_days later at local midnight
         invoice_dates.invoice_date,
         (invoice_dates.invoice_date + customers.net_terms_days)::timestamp
-            at time zone customers.timezone as due_at
+        at time zone customers.timezone as due_at
 
     from closed_periods
 
@@ -69,13 +70,18 @@ final as (
     inner join customers
         on closed_periods.customer_id = customers.customer_id
 
-    cross join lateral (
-        select ({{ as_of() }} at time zone customers.timezone)::date as invoice_date
-    ) as invoice_dates
+    cross join
+        lateral (
+            select
+                ({{ as_of() }} at time zone customers.timezone)::date
+                    as invoice_date
+        ) as invoice_dates
 
     left join line_totals
-        on {{ invoice_id('closed_periods.subscription_id', 'closed_periods.period_start') }}
-            = line_totals.invoice_id
+        on
+            {{ invoice_id(
+                'closed_periods.subscription_id', 'closed_periods.period_start'
+            ) }} = line_totals.invoice_id
 
 )
 

@@ -21,7 +21,7 @@ duplicates as (
         {{ usage_event_columns() }},
         winner_ingested_at,
         winner_payload,
-        payload is distinct from winner_payload as is_conflicting
+        (payload is distinct from winner_payload) as is_conflicting
 
     from ranked
 

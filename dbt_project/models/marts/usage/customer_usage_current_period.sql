@@ -4,7 +4,8 @@ periods as (
 
     select * from {{ ref('int_subscription_periods') }}
 
-    where period_start <= {{ as_of() }}
+    where
+        period_start <= {{ as_of() }}
         and {{ as_of() }} < period_end
 
 ),
@@ -65,13 +66,15 @@ final as (
     from periods
 
     inner join so_far
-        on periods.subscription_id = so_far.subscription_id
-        and periods.period_start = so_far.period_start
+        on
+            periods.subscription_id = so_far.subscription_id
+            and periods.period_start = so_far.period_start
 
     inner join projected
-        on so_far.subscription_id = projected.subscription_id
-        and so_far.period_start = projected.period_start
-        and so_far.event_name = projected.event_name
+        on
+            so_far.subscription_id = projected.subscription_id
+            and so_far.period_start = projected.period_start
+            and so_far.event_name = projected.event_name
 
     inner join plans
         on periods.plan_id = plans.plan_id

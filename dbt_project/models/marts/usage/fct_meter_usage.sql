@@ -29,8 +29,9 @@ final as (
     from usage
 
     inner join periods
-        on usage.subscription_id = periods.subscription_id
-        and usage.period_start = periods.period_start
+        on
+            usage.subscription_id = periods.subscription_id
+            and usage.period_start = periods.period_start
 
 )
 
