@@ -18,6 +18,7 @@ import pytest
 from billing import dag_defaults
 from billing.orchestration import dag_bag, run_dag
 from conftest import query, reset_warehouse
+from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 
 DAG_IDS = ["billing_cycle_close", "charge_retries", "usage_pipeline", "webhook_dispatch"]
 MODEL_BUILDS = {"build_event_models", "rate_draft_invoices", "update_usage", "rate_current_usage"}
@@ -105,26 +106,6 @@ def test_the_four_dags_share_one_dispatch_webhooks_task(billing_home):
 
 
 # A failed gate, in a real close: the raw contracts are broken (two active subscriptions at once).
-CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: usage_usd
-    name: Usage
-    currency: USD
-    interval: month
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
-customers:
-  - {customer_id: twice, name: Twice, currency: USD, collection_method: auto_charge, payment_method_id: pm_card_visa}
-subscriptions:
-  - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z"}
-"""
-# The application wrote a plan change without ending the first subscription.
-OVERLAPPING = """
-insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at, billing_anchor_day)
-values ('s_second', 'twice', 'usage_usd', '2026-06-15T00:00:00Z', 1)
-"""
 AS_OF = datetime(2026, 7, 1, 1, tzinfo=UTC)
 GATE_HINT = (
     "Fix the data and clear this task to re-run the gate; or, for a known anomaly of this window only:"
@@ -148,10 +129,10 @@ def test_a_failed_gate_is_not_retried_and_is_announced_once(warehouse, billing_h
     from billing.warehouse import connect
 
     reset_warehouse()
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    (tmp_path / "catalog.yaml").write_text(TWICE)
     apply_catalog(tmp_path / "catalog.yaml")
     with connect() as connection:
-        connection.execute(OVERLAPPING)
+        connection.execute(OVERLAPPING_SUBSCRIPTION)
 
     stopped = run_dag("billing_cycle_close", logical_date=AS_OF, conf={"as_of": AS_OF.isoformat()})
     again = run_dag("billing_cycle_close", logical_date=AS_OF, conf={"as_of": AS_OF.isoformat()})

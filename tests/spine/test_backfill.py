@@ -9,19 +9,10 @@ from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse
 
+from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
 
-CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: pro
-    name: Pro
-    currency: USD
-    interval: month
-    base_fee: 10
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.01}
+CATALOG = PRO_PLAN + """
 customers:
   - {customer_id: utc_co, name: UTC Co, currency: USD, collection_method: request_payment}
 subscriptions:

@@ -13,28 +13,9 @@ from billing.warehouse import connect
 from billing.window import parse_timestamp
 from conftest import query, reset_warehouse, run_dag
 
+from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 from spine.events import usage, write_csv
 
-CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: usage_usd
-    name: Usage
-    currency: USD
-    interval: month
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
-customers:
-  - {customer_id: twice, name: Twice, currency: USD, collection_method: auto_charge, payment_method_id: pm_card_visa}
-subscriptions:
-  - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z"}
-"""
-# The application wrote the plan change without ending the first subscription.
-OVERLAPPING = """
-insert into raw.subscriptions (subscription_id, customer_id, plan_id, started_at, billing_anchor_day)
-values ('s_second', 'twice', 'usage_usd', '2026-06-15T00:00:00Z', 1)
-"""
 FIX = """
 subscriptions:
   - {subscription_id: s_first, customer_id: twice, plan_id: usage_usd, started_at: "2026-06-01T00:00:00Z",
@@ -58,10 +39,10 @@ def money_moved() -> list[tuple]:
 
 def test_gates_stop_the_close_until_the_data_is_fixed_or_acknowledged(warehouse, tmp_path: Path, monkeypatch):
     reset_warehouse()
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    (tmp_path / "catalog.yaml").write_text(TWICE)
     apply_catalog(tmp_path / "catalog.yaml")
     with connect() as connection:
-        connection.execute(OVERLAPPING)
+        connection.execute(OVERLAPPING_SUBSCRIPTION)
     events = usage("twice", "api_call", [1_000, 2_000], "2026-06-10", "early") + usage(
         "twice", "api_call", [4_000], "2026-06-20", "late")
     load_events(write_csv(tmp_path / "events.csv", events), show_progress=False)

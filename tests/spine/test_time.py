@@ -17,19 +17,10 @@ from billing.loading import load_events
 from billing.orchestration import run_dag
 from conftest import query, reset_warehouse, run_cli
 
+from spine.catalogs import PRO_PLAN
 from spine.events import write_csv
 
-CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: pro
-    name: Pro
-    currency: USD
-    interval: month
-    base_fee: 10
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.01}
+CATALOG = PRO_PLAN + """
 customers:
   - {customer_id: tokyo_co, name: Tokyo Co, currency: USD, timezone: Asia/Tokyo, net_terms_days: 30,
      collection_method: auto_charge, payment_method_id: pm_card_visa}
