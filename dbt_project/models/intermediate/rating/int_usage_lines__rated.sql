@@ -15,23 +15,7 @@ priced as (
 final as (
 
     select
-        subscription_id,
-        period_start,
-        plan_id,
-        event_name,
-        pricing_model,
-        unit_price,
-        included_units,
-        package_size,
-        percentage_rate,
-        fixed_fee_per_event,
-        display_name,
-        quantity,
-        count_events::bigint as count_events,
-        total_value,
-        billable_units,
-        tier_breakdown,
-        amount
+        {{ priced_line_columns() }}
 
     from priced
 
