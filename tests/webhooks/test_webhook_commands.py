@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from billing.webhooks import dispatch_webhooks
 from billing.webhooks.commands import app
-from conftest import reset_warehouse
+from conftest import query, reset_warehouse
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from typer.testing import CliRunner
@@ -20,7 +20,6 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     closed_port_url,
     delivery,
     enqueue,
-    fetch_all,
     new_secret,
 )
 
@@ -119,10 +118,10 @@ def test_replay_to_one_endpoint_and_replay_errors(one_of_each):
 
 
 def test_endpoints_shows_urls_state_and_counts_but_no_secret(one_of_each):
-    fetch_all(
+    query(
         "insert into raw.webhook_endpoints (endpoint_id, url, secret, enabled)"
         " values ('ep_basic', 'https://user:hunter2@hooks.example.com/in', %s, false) returning 1",
-        (new_secret(),),
+        new_secret(),
     )
     rotated = _billing_webhooks("rotate", "ep_ok")
 
@@ -137,7 +136,7 @@ def test_endpoints_shows_urls_state_and_counts_but_no_secret(one_of_each):
     assert rows["ep_basic"][:6] == ["https://user:…@hooks.example.com/in", "no", "all", "0", "0", "0"]
     assert "hunter2" not in result.stdout
     stored = [
-        secret for row in fetch_all("select secret, previous_secret from raw.webhook_endpoints") for secret in row
+        secret for row in query("select secret, previous_secret from raw.webhook_endpoints") for secret in row
     ]
     for secret in filter(None, stored):
         assert secret.removeprefix("whsec_") not in result.output
@@ -153,7 +152,7 @@ def test_rotate_prints_the_new_secret_once_on_stdout(warehouse):
 
     assert result.exit_code == 0
     [printed] = result.stdout.split()
-    assert fetch_all("select secret, previous_secret from raw.webhook_endpoints") == [(printed, old)]
+    assert query("select secret, previous_secret from raw.webhook_endpoints") == [(printed, old)]
     assert old not in result.output
     assert result.output.count(printed) == 1
     assert "the old secret also signs deliveries until" in result.stderr

@@ -6,14 +6,13 @@ import threading
 import time
 
 from billing.webhooks import DispatchSummary, dispatch_webhooks
-from conftest import reset_warehouse
+from conftest import query, reset_warehouse
 from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
     INVOICE_GENERATED,
     SlowReceiver,
     add_endpoint,
     allow_local_receivers,
     enqueue,
-    fetch_all,
     new_secret,
 )
 
@@ -79,4 +78,4 @@ def test_overlapping_dispatchers_keep_each_endpoint_sequential_and_in_order(ware
     assert receiver.max_in_flight_by_endpoint == {"a": 1, "b": 1}
     for name in secrets:
         assert [event_id for event_id, _ in receiver.accepted_by_endpoint[name]] == event_ids
-    assert fetch_all("select count(*) from billing.webhook_delivery_attempts") == [(8,)]
+    assert query("select count(*) from billing.webhook_delivery_attempts") == [(8,)]

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from billing.webhooks import MAX_ATTEMPTS, RETRY_DELAYS, DispatchSummary, WebhookReceiver, dispatch_webhooks
-from conftest import reset_warehouse, run_dag
+from conftest import query, reset_warehouse, run_dag
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an autouse fixture)
@@ -23,7 +23,6 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     delivery,
     endpoint_enabled,
     enqueue,
-    fetch_all,
     new_secret,
 )
 from werkzeug import Response
@@ -37,7 +36,7 @@ def test_event_is_delivered_signed_and_its_attempt_recorded(warehouse):
     reset_warehouse()
     secret = new_secret()
     event_id = enqueue(INVOICE_GENERATED, "inv_1", {"invoice_id": "inv_1", "total_minor": 1250})
-    (created_at,) = fetch_all("select created_at from billing.webhook_events")[0]
+    (created_at,) = query("select created_at from billing.webhook_events")[0]
     now = _now()
 
     with WebhookReceiver(secret) as receiver:
@@ -150,7 +149,7 @@ def test_gone_disables_the_endpoint_and_stops_its_deliveries(warehouse, httpserv
     assert later == DispatchSummary(pending=1)
     assert endpoint_enabled("ep_gone") is False
     assert [(no, status, error) for no, _, status, _, error in attempts(event_id, "ep_gone")] == [(1, 410, "HTTP 410")]
-    assert fetch_all("select event_id from billing.webhook_deliveries where event_id = %s", (later_event_id,)) == []
+    assert query("select event_id from billing.webhook_deliveries where event_id = %s", later_event_id) == []
     assert len(httpserver.log) == 1
 
 
@@ -213,7 +212,7 @@ def test_endpoints_receive_only_the_types_they_subscribe_to(warehouse):
     assert [ids for ids, _ in receiver.accepted_by_endpoint["everything"]] == [event_id]
     assert receiver.accepted_by_endpoint["charges"] == []
     assert receiver.accepted_by_endpoint["disabled"] == []
-    assert fetch_all("select endpoint_id from billing.webhook_deliveries order by 1") == [
+    assert query("select endpoint_id from billing.webhook_deliveries order by 1") == [
         ("everything",),
         ("invoices",),
     ]
@@ -309,8 +308,8 @@ def test_secret_never_appears_in_errors_or_logs(warehouse, caplog):
     assert summary == DispatchSummary(failed=2, pending=2)
     [(_, _, _, _, error)] = attempts(event_id, "ep_bad_secret")
     assert error == "endpoint secret is not a valid base64 whsec_ key"
-    recorded = json.dumps(fetch_all("select * from billing.webhook_delivery_attempts"), default=str)
-    recorded += json.dumps(fetch_all("select * from billing.webhook_deliveries"), default=str)
+    recorded = json.dumps(query("select * from billing.webhook_delivery_attempts"), default=str)
+    recorded += json.dumps(query("select * from billing.webhook_deliveries"), default=str)
     for secret in (unusable_secret, good_secret, good_secret.removeprefix("whsec_")):
         assert secret not in recorded
         assert secret not in caplog.text
@@ -338,7 +337,7 @@ def test_concurrent_dispatchers_send_each_delivery_once(warehouse, httpserver: H
     sent_ids = [request.headers["webhook-id"] for request, _ in httpserver.log]
     assert sorted(sent_ids) == sorted(event_ids)
     assert sum(summary.delivered for summary in summaries) == 6
-    assert fetch_all(
+    assert query(
         "select count(*), count(distinct event_id) from billing.webhook_delivery_attempts where response_status = 204"
     ) == [(6, 6)]
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from billing.warehouse import connect
 from billing.webhooks import UnknownEventType, enqueue_event, event_id_for
-from conftest import reset_warehouse
-from webhook_test_support import CHARGE_FAILED, INVOICE_GENERATED, enqueue, fetch_all
+from conftest import query, reset_warehouse
+from webhook_test_support import CHARGE_FAILED, INVOICE_GENERATED, enqueue
 
 
 def test_event_id_is_a_versioned_digest_of_type_and_subject():
@@ -27,7 +27,7 @@ def test_enqueueing_twice_keeps_one_event_with_the_first_data(warehouse):
     second = enqueue(INVOICE_GENERATED, "inv_1", {"invoice_id": "inv_1", "total_minor": 9999})
 
     assert first == second == event_id_for(INVOICE_GENERATED, "inv_1")
-    assert fetch_all("select event_id, event_type, subject_id, data, fanned_out_at from billing.webhook_events") == [
+    assert query("select event_id, event_type, subject_id, data, fanned_out_at from billing.webhook_events") == [
         (first, INVOICE_GENERATED, "inv_1", {"invoice_id": "inv_1", "total_minor": 1250}, None)
     ]
 
@@ -40,7 +40,7 @@ def test_event_rolls_back_with_the_callers_transaction(warehouse):
             enqueue_event(connection, event_type=INVOICE_GENERATED, subject_id="inv_1", data={})
             raise RuntimeError("state change failed")
 
-    assert fetch_all("select event_id from billing.webhook_events") == []
+    assert query("select event_id from billing.webhook_events") == []
 
 
 def test_decimals_and_timestamps_are_stored_as_exact_json(warehouse):
@@ -57,7 +57,7 @@ def test_decimals_and_timestamps_are_stored_as_exact_json(warehouse):
         },
     )
 
-    assert fetch_all("select data from billing.webhook_events") == [
+    assert query("select data from billing.webhook_events") == [
         (
             {
                 "amount_minor": 1250,
@@ -76,4 +76,4 @@ def test_unknown_event_type_is_refused(warehouse):
         enqueue("billing.invoice.genrated", "inv_1")
 
     assert raised.value.code == "unknown_event_type"
-    assert fetch_all("select event_id from billing.webhook_events") == []
+    assert query("select event_id from billing.webhook_events") == []

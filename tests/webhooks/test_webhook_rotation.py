@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from billing.webhooks import DispatchSummary, EndpointNotFound, dispatch_webhooks, rotate_secret
-from conftest import reset_warehouse
+from conftest import query, reset_warehouse
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -18,7 +18,6 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
     add_endpoint,
     allow_local_receivers,
     enqueue,
-    fetch_all,
     new_secret,
 )
 
@@ -28,9 +27,9 @@ def _now() -> datetime:
 
 
 def _secrets_of(endpoint_id: str) -> tuple:
-    [row] = fetch_all(
+    [row] = query(
         "select secret, previous_secret, previous_secret_expires_at from raw.webhook_endpoints where endpoint_id = %s",
-        (endpoint_id,),
+        endpoint_id,
     )
     return row
 
@@ -107,9 +106,9 @@ def test_secrets_stay_out_of_records_and_logs_during_an_overlap(warehouse, caplo
     rotation = rotate_secret("ep_1")
     bad_previous = "whsec_!!!"
     add_endpoint("ep_2", "http://10.0.0.2/hook", new_secret())
-    fetch_all(
+    query(
         "update raw.webhook_endpoints set previous_secret = %s where endpoint_id = 'ep_2' returning 1",
-        (bad_previous,),
+        bad_previous,
     )
     enqueue(INVOICE_GENERATED, "inv_1")
 
@@ -118,8 +117,8 @@ def test_secrets_stay_out_of_records_and_logs_during_an_overlap(warehouse, caplo
 
     assert summary == DispatchSummary(failed=2, pending=2)
     assert "endpoint previous secret is not a valid base64 whsec_ key" in caplog.text
-    recorded = json.dumps(fetch_all("select * from billing.webhook_delivery_attempts"), default=str)
-    recorded += json.dumps(fetch_all("select * from billing.webhook_deliveries"), default=str)
+    recorded = json.dumps(query("select * from billing.webhook_delivery_attempts"), default=str)
+    recorded += json.dumps(query("select * from billing.webhook_deliveries"), default=str)
     for secret in (old_secret, rotation.secret, bad_previous):
         assert secret.removeprefix("whsec_") not in recorded
         assert secret.removeprefix("whsec_") not in caplog.text

@@ -14,6 +14,7 @@ import pytest
 from billing.warehouse import connect
 from billing.webhooks import ALLOW_HOSTS_ENV, WebhookReceiver, enqueue_event
 from billing.webhooks.dispatch import JITTER
+from conftest import query
 
 INVOICE_GENERATED = "billing.invoice.generated"
 CHARGE_FAILED = "billing.charge.failed"
@@ -39,33 +40,28 @@ def enqueue(event_type: str, subject_id: str, data: dict | None = None) -> str:
         return enqueue_event(connection, event_type=event_type, subject_id=subject_id, data=data or {})
 
 
-def fetch_all(sql: str, params: tuple = ()) -> list[tuple]:
-    with connect() as connection:
-        return connection.execute(sql, params).fetchall()
-
-
 def delivery(event_id: str, endpoint_id: str) -> tuple:
     """(status, attempt_count, next_attempt_at, delivered_at, last_error) of one delivery."""
-    (row,) = fetch_all(
+    (row,) = query(
         "select status, attempt_count, next_attempt_at, delivered_at, last_error"
         " from billing.webhook_deliveries where event_id = %s and endpoint_id = %s",
-        (event_id, endpoint_id),
+        event_id, endpoint_id,
     )
     return row
 
 
 def attempts(event_id: str, endpoint_id: str) -> list[tuple]:
     """(attempt_no, attempted_at, response_status, latency_ms, error) per attempt, in order."""
-    return fetch_all(
+    return query(
         "select attempt_no, attempted_at, response_status, latency_ms, error"
         " from billing.webhook_delivery_attempts where event_id = %s and endpoint_id = %s"
         " order by attempt_no",
-        (event_id, endpoint_id),
+        event_id, endpoint_id,
     )
 
 
 def endpoint_enabled(endpoint_id: str) -> bool:
-    (row,) = fetch_all("select enabled from raw.webhook_endpoints where endpoint_id = %s", (endpoint_id,))
+    (row,) = query("select enabled from raw.webhook_endpoints where endpoint_id = %s", endpoint_id)
     return row[0]
 
 
