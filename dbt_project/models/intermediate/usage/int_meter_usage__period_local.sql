@@ -29,13 +29,9 @@
     {%- set frontier_at = usage_watermark(
         "min(frontier_at) filter (where frontier_at < 'infinity')"
     ) -%}
-    {%- set changed_catalog = run_query(
-        "select count(*) filter (where catalog_scope = 'customer'),"
-        ~ " count(*) filter (where catalog_scope = 'meter')"
-        ~ " from " ~ ref('int_usage_catalog__changed')
-    ).rows[0] -%}
-    {%- set has_changed_customers = changed_catalog[0] > 0 -%}
-    {%- set has_changed_meters = changed_catalog[1] > 0 -%}
+    {%- set changed_scopes = changed_catalog_scopes() -%}
+    {%- set has_changed_customers = 'customer' in changed_scopes -%}
+    {%- set has_changed_meters = 'meter' in changed_scopes -%}
 {% endif %}
 
 with
