@@ -6,9 +6,10 @@ drafted_lines as (
 
 ),
 
-periods as (
+-- Periods no invoice has been issued for yet, closed or still running.
+awaiting_invoice as (
 
-    select * from {{ ref('int_subscription_periods') }}
+    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
 
 ),
 
@@ -18,17 +19,11 @@ plans as (
 
 ),
 
--- Every issued invoice, void ones included: a voided period is never
--- drafted again, so it cannot carry an adjustment.
-issued_invoices as (
-
-    select * from {{ ref('stg_billing__invoices') }}
-
-),
-
+-- A void invoice is not re-rated; its period, never drafted again, cannot
+-- carry an adjustment either (int_subscription_periods__awaiting_invoice).
 invoices as (
 
-    select * from issued_invoices
+    select * from {{ ref('stg_billing__invoices') }}
 
     where status != 'void'
 
@@ -123,28 +118,20 @@ outstanding as (
 
 ),
 
--- Periods no invoice has been issued for yet, closed or still running.
 uninvoiced_periods as (
 
     select
-        periods.customer_id,
-        periods.subscription_id,
-        periods.period_start,
-        periods.period_end,
-        periods.is_closed,
+        awaiting_invoice.customer_id,
+        awaiting_invoice.subscription_id,
+        awaiting_invoice.period_start,
+        awaiting_invoice.period_end,
+        awaiting_invoice.is_closed,
         plans.currency
 
-    from periods
+    from awaiting_invoice
 
     inner join plans
-        on periods.plan_id = plans.plan_id
-
-    left join issued_invoices
-        on
-            periods.subscription_id = issued_invoices.subscription_id
-            and periods.period_start = issued_invoices.period_start
-
-    where issued_invoices.invoice_id is null
+        on awaiting_invoice.plan_id = plans.plan_id
 
 ),
 
