@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# NOTE: set before any test module imports billing.dag_defaults (the DAGs read it when parsed): a
+# task's retry waits a second here, not the minute operators get by default.
+os.environ.setdefault("BILLING_TASK_RETRY_DELAY", "1 second")
+
 # Modules that share a session fixture too costly to start twice (a real Airflow scheduler and
 # api-server, tests/airflow_cluster.py) run on one worker.
 SHARED_WORKER = {"test_airflow_backfill.py": "airflow_cluster", "test_airflow_api.py": "airflow_cluster"}

@@ -2,9 +2,10 @@
 `billing.run.failed` announcement of a task that failed for good, and the `dispatch_webhooks` task.
 
 - **Retries.** Every task is idempotent, so a failed one is tried again, `RETRIES` times,
-  `RETRY_DELAY` apart: a dropped connection, a dbt hiccup or a gateway's lost answer (the charge is
-  resent with the same idempotency key) usually heals by then. The delay is well inside the lease's
-  TTL (`BILLING_RUN_LEASE_TTL`, default 10 minutes), so a retrying run keeps the warehouse.
+  `BILLING_TASK_RETRY_DELAY` apart (default 1 minute): a dropped connection, a dbt hiccup or a
+  gateway's lost answer (the charge is resent with the same idempotency key) usually heals by then.
+  Keep the delay well inside the lease's TTL (`BILLING_RUN_LEASE_TTL`, default 10 minutes), so a
+  retrying run keeps the warehouse.
 - **No retry** (`RETRY_POLICY`) for what re-running cannot fix: a failed gate (bad data stays bad),
   a value the run was given or read (an as_of in the future, a bad grace or config: any
   ValueError), the lease (`begin_run` already waited `BILLING_RUN_LEASE_WAIT`; a lost lease comes
@@ -31,13 +32,13 @@ from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from billing.quality.gates import GateFailed
 from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held
+from billing.settings import task_retry_delay
 
 logger = logging.getLogger(__name__)
 
 RUN_FAILED = "billing.run.failed"
 
 RETRIES = 2
-RETRY_DELAY = timedelta(minutes=1)
 TASK_TIMEOUT = timedelta(hours=1)
 MODEL_BUILD_TIMEOUT = timedelta(hours=4)
 
@@ -80,7 +81,7 @@ def announce_failure(context) -> None:
 
 DEFAULT_ARGS = {
     "retries": RETRIES,
-    "retry_delay": RETRY_DELAY,
+    "retry_delay": task_retry_delay(),
     "retry_policy": RETRY_POLICY,
     "execution_timeout": TASK_TIMEOUT,
     "on_failure_callback": announce_failure,

@@ -37,6 +37,12 @@ def run_lease_wait() -> timedelta:
     return _duration("BILLING_RUN_LEASE_WAIT", "30 minutes")
 
 
+def task_retry_delay() -> timedelta:
+    """How long a failed DAG task waits before its retry (`BILLING_TASK_RETRY_DELAY`), read when the
+    DAGs are parsed."""
+    return _duration("BILLING_TASK_RETRY_DELAY", "1 minute")
+
+
 def _duration(variable: str, default: str) -> timedelta:
     from billing.window import parse_duration
 
