@@ -15,8 +15,8 @@ plans:
       - {event_name: api_call, pricing_model: per_unit, unit_price: 0.01}
 """
 
-# One customer, `twice`, on a usage plan from June 2026 ($0.001 a call) ...
-TWICE = """
+# One meter, api_call, on the plan `usage_usd`: $0.001 a call, no base fee.
+USAGE_PLAN = """
 meters:
   - {event_name: api_call, display_name: API calls, aggregation: sum}
 plans:
@@ -26,6 +26,10 @@ plans:
     interval: month
     charges:
       - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
+"""
+
+# One customer, `twice`, on that plan from June 2026 ...
+TWICE = USAGE_PLAN + """
 customers:
   - {customer_id: twice, name: Twice, currency: USD, collection_method: auto_charge, payment_method_id: pm_card_visa}
 subscriptions:

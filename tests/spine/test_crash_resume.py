@@ -13,18 +13,10 @@ from pathlib import Path
 
 from conftest import query, reset_warehouse, run_cli
 
+from spine.catalogs import USAGE_PLAN
 from spine.events import usage, write_csv
 
-CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: usage_usd
-    name: Usage
-    currency: USD
-    interval: month
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.001}
+CATALOG = USAGE_PLAN + """
 customers:
   - {customer_id: flaky, name: Flaky, currency: USD, collection_method: auto_charge,
      payment_method_id: pm_card_timeoutOnce}
