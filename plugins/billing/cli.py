@@ -179,10 +179,11 @@ def invoices_list(
     customer: str = typer.Option(None, help="Only this customer's invoices."),
     limit: int = typer.Option(50, help="At most this many, newest first."),
 ) -> None:
-    """List issued invoices, newest first; then any re-rated difference no invoice can carry."""
+    """List issued invoices, newest first; then drafts held back from issue and re-rated differences no
+    invoice can carry."""
     from rich.table import Table
 
-    from billing.invoice_admin import list_invoices, unbilled_adjustments
+    from billing.invoice_admin import held_drafts, list_invoices, unbilled_adjustments
 
     table = Table("number", "customer", "period start (UTC)", "period end (UTC)", "total", "status")
     for invoice in list_invoices(status=status, customer_id=customer, limit=limit):
@@ -192,6 +193,13 @@ def invoices_list(
             invoice["status"],
         )
     console.print(table)
+    for draft in held_drafts(customer_id=customer):
+        console.print(
+            f"[yellow]held draft {draft['invoice_id']} ({draft['customer_id']}, {draft['subscription_id']},"
+            f" period {draft['period_start']:%Y-%m-%d %H:%M} to {draft['period_end']:%Y-%m-%d %H:%M}):"
+            f" {draft['hold_reason']}[/] (billing_marts.fct_draft_invoices)",
+            highlight=False, soft_wrap=True,
+        )
     for adjustment in unbilled_adjustments(customer_id=customer):
         console.print(
             f"[yellow]unbilled adjustment to {adjustment['original_invoice_number']}"
@@ -292,10 +300,11 @@ def warehouse_stop() -> None:
     console.print("embedded warehouse stopped" if stop_embedded() else "no embedded warehouse running")
 
 
-def _money(amount_minor: int, currency: str) -> str:
+def _money(amount_minor: int | None, currency: str) -> str:
+    """An amount for people; null is an amount beyond what one line holds (var max_amount_minor)."""
     from billing.money import format_minor
 
-    return format_minor(amount_minor, currency)
+    return "out of range" if amount_minor is None else format_minor(amount_minor, currency)
 
 
 def _plain(value) -> str:

@@ -1,4 +1,5 @@
-"""Operator actions on issued invoices: find, show and void; and the re-rated differences no invoice can carry.
+"""Operator actions on issued invoices: find, show and void; what no invoice carries yet: re-rated
+differences without a carrier and drafts held back from issue.
 
 Amounts and lines are never edited.
 """
@@ -48,15 +49,30 @@ def list_invoices(*, status: str | None = None, customer_id: str | None = None, 
 
 def unbilled_adjustments(*, customer_id: str | None = None) -> list[dict]:
     """Re-rated differences no invoice can carry (billing_marts.fct_unbilled_adjustments), oldest first."""
+    return _mart_rows("fct_unbilled_adjustments", "true", order_by="original_invoice_number", customer_id=customer_id)
+
+
+def held_drafts(*, customer_id: str | None = None) -> list[dict]:
+    """Drafts of closed periods held back from issue, with their hold_reason (fct_draft_invoices)."""
+    return _mart_rows(
+        "fct_draft_invoices",
+        "hold_reason is not null and not exists"
+        " (select 1 from billing.invoices where invoices.invoice_id = mart.invoice_id)",
+        order_by="period_end, subscription_id",
+        customer_id=customer_id,
+    )
+
+
+def _mart_rows(model: str, condition: str, *, order_by: str, customer_id: str | None) -> list[dict]:
     with connect() as connection:
-        # NOTE: the mart exists only once a cycle close has built it
-        [(exists,)] = connection.execute("select to_regclass('billing_marts.fct_unbilled_adjustments') is not null")
+        # NOTE: the marts exist only once a cycle close has built them
+        [(exists,)] = connection.execute("select to_regclass(%s) is not null", (f"billing_marts.{model}",))
         if not exists:
             return []
         return connection.cursor(row_factory=dict_row).execute(
-            "select * from billing_marts.fct_unbilled_adjustments"
-            " where (%(customer_id)s::text is null or customer_id = %(customer_id)s)"
-            " order by original_invoice_number",
+            f"select * from billing_marts.{model} as mart where {condition}"
+            " and (%(customer_id)s::text is null or customer_id = %(customer_id)s)"
+            f" order by {order_by}",
             {"customer_id": customer_id},
         ).fetchall()
 

@@ -1,7 +1,7 @@
 """Issue invoices from the dbt drafts: once per subscription-period, gaplessly numbered, immutable.
 
 The drafts (billing_marts.fct_draft_invoices / fct_draft_invoice_lines) hold every closed period;
-issuing copies those without an invoice into billing.invoices and billing.invoice_lines in one
+issuing copies those without an invoice, and not held (`hold_reason`), into billing.invoices and billing.invoice_lines in one
 transaction, numbered in order of period_end, period_start, subscription_id, with credits applied
 in that order (SPEC §6). Invoice ids derive from subscription × period, so a re-run finds them
 issued and issues nothing.
@@ -27,6 +27,7 @@ from billing_marts.fct_draft_invoices as drafts
 inner join billing_intermediate.int_subscription_periods__awaiting_invoice as awaiting
     on drafts.subscription_id = awaiting.subscription_id
     and drafts.period_start = awaiting.period_start
+where drafts.hold_reason is null
 order by drafts.period_end, drafts.period_start, drafts.subscription_id
 """
 

@@ -45,7 +45,8 @@ def _closing_events() -> str:
     """
 
 
-def _closing_drafts() -> str:
+def _closing_drafts(*, held: bool = False) -> str:
+    """The drafts of the closing periods: those to issue, or (`held`) those held back."""
     return f"""
         with closing_periods as ({_closing_periods()})
         select drafts.*
@@ -53,6 +54,7 @@ def _closing_drafts() -> str:
         inner join closing_periods
             on drafts.subscription_id = closing_periods.subscription_id
             and drafts.period_start = closing_periods.period_start
+        where drafts.hold_reason is {'not ' if held else ''}null
     """
 
 
@@ -345,6 +347,14 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
             """,
             key_columns=("invoice_id",),
             expectations=(expect.ExpectColumnPairValuesToBeEqual(column_A="currency", column_B="plan_currency"),),
+        ),
+        Check(
+            # A held draft (e.g. a line beyond what a line holds) is not issued; the others are.
+            "drafts_are_billable",
+            _closing_drafts(held=True),
+            key_columns=("invoice_id", "customer_id", "hold_reason"),
+            expectations=no_rows,
+            blocking=False,
         ),
         Check("every_active_subscription_has_a_draft", _subscriptions_without_draft(),
               key_columns=("subscription_id", "period_start"), expectations=no_rows),

@@ -30,12 +30,16 @@ class Check:
     `query` is a SELECT (a leading WITH is fine) whose `{param}` placeholders are filled from the
     gate's `params` as SQL literals; write literal braces as `{{` and `}}`. `key_columns` name the
     columns that identify a row, shown beside each offending value in failure messages.
+    A check that is not `blocking` is recorded and logged when it fails, but lets the run go
+    on: the rows it names are held back by the step that reads them (one customer's problem
+    never stops everyone's invoices).
     """
 
     name: str
     query: str
     expectations: tuple[Expectation, ...]
     key_columns: tuple[str, ...] = ()
+    blocking: bool = True
 
     def __post_init__(self) -> None:
         _require_name("check", self.name)

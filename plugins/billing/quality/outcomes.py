@@ -27,6 +27,7 @@ class Outcome:
     sample_rows: tuple[Mapping[str, Any], ...]
     error: str | None = None
     acknowledged: bool = False  # failed, but let through by an operator for this window
+    blocking: bool = True  # a failure stops the gate (see Check.blocking)
 
     @property
     def wants_query_sample(self) -> bool:
@@ -47,7 +48,7 @@ class Outcome:
     @property
     def blocks(self) -> bool:
         """Does this outcome stop the gate?"""
-        return not self.success and not self.acknowledged
+        return not self.success and not self.acknowledged and self.blocking
 
     def as_failure(self) -> GateFailure:
         return GateFailure(self.check, self.expectation, self.summary, self.sample_rows)

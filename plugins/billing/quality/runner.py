@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,8 +51,10 @@ def run_gate(gate: Gate, *, run_label: str) -> GateResult:
                 "gate %s: acknowledged by %s (%s): %s", gate.name, note.acknowledged_by, note.reason,
                 outcome.as_failure().describe(),
             )
-        elif not outcome.success:
+        elif outcome.blocks:
             logger.error("gate %s: %s", gate.name, outcome.as_failure().describe())
+        elif not outcome.success:
+            logger.warning("gate %s: held back, the run goes on: %s", gate.name, outcome.as_failure().describe())
     failures = tuple(outcome.as_failure() for outcome in outcomes if outcome.blocks)
     return GateResult(
         gate=gate.name,
@@ -70,7 +73,10 @@ def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
     for check in gate.checks:
         query = gate.query_of(check)
         validation = run_check(context, datasource, gate.name, check, query, run_id)
-        outcomes += [with_query_sample(outcome_of(check.name, result), query) for result in validation.results]
+        outcomes += [
+            with_query_sample(replace(outcome_of(check.name, result), blocking=check.blocking), query)
+            for result in validation.results
+        ]
     return outcomes
 
 

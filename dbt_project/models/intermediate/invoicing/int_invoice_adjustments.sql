@@ -35,11 +35,14 @@ issued_lines as (
 
 ),
 
+-- A line beyond what an invoice line holds (amount_minor null) leaves the
+-- whole re-rate unknown: listed as unbilled, never carried as a partial sum.
 rerated as (
 
     select
         invoice_id,
-        sum(amount_minor) as rerated_minor
+        sum(amount_minor) as rerated_minor,
+        bool_or(amount_minor is null) as is_out_of_range
 
     from drafted_lines
 
@@ -88,14 +91,19 @@ differences as (
         invoices.period_start as original_period_start,
         invoices.period_end as original_period_end,
         invoices.currency,
-        coalesce(rerated.rerated_minor, 0)::bigint as rerated_minor,
+        coalesce(rerated.is_out_of_range, false) as is_out_of_range,
         coalesce(invoiced.invoiced_minor, 0)::bigint as invoiced_minor,
         coalesce(already_adjusted.adjusted_minor, 0)::bigint as adjusted_minor,
-        (
-            coalesce(rerated.rerated_minor, 0)
-            - coalesce(invoiced.invoiced_minor, 0)
-            - coalesce(already_adjusted.adjusted_minor, 0)
-        )::bigint as amount_minor
+        case when not coalesce(rerated.is_out_of_range, false) then
+            coalesce(rerated.rerated_minor, 0)::bigint
+        end as rerated_minor,
+        case when not coalesce(rerated.is_out_of_range, false) then
+            (
+                coalesce(rerated.rerated_minor, 0)
+                - coalesce(invoiced.invoiced_minor, 0)
+                - coalesce(already_adjusted.adjusted_minor, 0)
+            )::bigint
+        end as amount_minor
 
     from invoices
 
@@ -114,7 +122,7 @@ outstanding as (
 
     select * from differences
 
-    where amount_minor != 0
+    where amount_minor != 0 or is_out_of_range
 
 ),
 
@@ -200,6 +208,7 @@ routed as (
         end as status,
 
         case
+            when outstanding.is_out_of_range then 'amount_out_of_range'
             when carriers.original_invoice_id is not null then null
             when first_candidates.original_invoice_id is not null
                 then 'no_later_subscription_in_currency'
@@ -209,7 +218,9 @@ routed as (
     from outstanding
 
     left join carriers
-        on outstanding.original_invoice_id = carriers.original_invoice_id
+        on
+            outstanding.original_invoice_id = carriers.original_invoice_id
+            and not outstanding.is_out_of_range
 
     left join first_candidates
         on

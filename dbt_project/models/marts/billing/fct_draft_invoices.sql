@@ -31,7 +31,8 @@ line_totals as (
     select
         invoice_id,
         count(*) as count_lines,
-        sum(amount_minor) as subtotal_minor
+        sum(amount_minor) as subtotal_minor,
+        bool_or(amount_minor is null) as is_out_of_range
 
     from lines
 
@@ -41,6 +42,8 @@ line_totals as (
 
 -- SPEC §6: one invoice per subscription per closed period, in the plan's
 -- currency; an invoice with no lines still exists (total 0, paid at once).
+-- A draft with a line beyond what a line holds is held (hold_reason): it is
+-- not issued, and every other customer's invoice is.
 final as (
 
     select
@@ -55,7 +58,11 @@ final as (
         plans.currency,
         customers.collection_method,
         coalesce(line_totals.count_lines, 0)::int as count_lines,
-        coalesce(line_totals.subtotal_minor, 0)::bigint as subtotal_minor,
+        case when line_totals.is_out_of_range then 'amount_out_of_range' end
+            as hold_reason,
+        case when not coalesce(line_totals.is_out_of_range, false) then
+            coalesce(line_totals.subtotal_minor, 0)::bigint
+        end as subtotal_minor,
         -- SPEC §10: the issuing run's as_of as a date in the customer's
         -- timezone, and due net_terms_days later at local midnight
         invoice_dates.invoice_date,
