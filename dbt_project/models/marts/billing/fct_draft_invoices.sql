@@ -67,7 +67,9 @@ final as (
         -- timezone, and due net_terms_days later at local midnight
         invoice_dates.invoice_date,
         (invoice_dates.invoice_date + customers.net_terms_days)::timestamp
-        at time zone customers.timezone as due_at
+        at time zone customers.timezone as due_at,
+        -- the drafts are this run's: they stay after it issues them
+        {{ as_of() }} as drafted_as_of
 
     from closed_periods
 
