@@ -26,14 +26,20 @@ from typing import Any
 from billing.settings import DBT_PROJECT_DIR, billing_home
 from billing.warehouse import connect, connection_parts
 
+# The analysts' views. dbt replaces a relation with `drop ... cascade`, which drops the views that
+# read it: every slice that rebuilds one of their parents builds them again (views: no data moved).
+ANALYST_VIEWS = ("path:models/marts/operations",)
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                 "path:models/intermediate/periods", "path:models/marts/events")
 RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating",
-                "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage")
-# What the hourly usage_pipeline DAG keeps up to date: events through per-period usage.
-USAGE_SLICE = ("path:models/staging", "path:models/intermediate/events", "path:models/intermediate/periods",
-               "path:models/marts/events", "path:models/intermediate/usage")
+                "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage",
+                *ANALYST_VIEWS)
+# What the hourly usage_pipeline DAG keeps up to date: events through per-period usage (and the
+# usage history the analyst views read).
+USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
+               "path:models/intermediate/periods", "path:models/marts/events", "path:models/intermediate/usage",
+               "fct_meter_usage", *ANALYST_VIEWS)
 # What customers see mid-period: the current periods' usage rated so far, and its projection.
 CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",
                        "customer_usage_current_period")

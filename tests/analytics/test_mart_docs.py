@@ -8,9 +8,20 @@ manifest. A new mart in schema billing_marts is held to the same rule.
 from __future__ import annotations
 
 from billing import transform
+from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_cli
 
 MARTS_SCHEMA = "billing_marts"
+
+
+def test_hourly_pipeline_on_a_fresh_warehouse_builds_the_analyst_views(warehouse):
+    reset_warehouse()
+    with connect() as connection:
+        for schema in ("billing_staging", "billing_intermediate", MARTS_SCHEMA):
+            connection.execute(f"drop schema if exists {schema} cascade")
+    transform.update_usage(as_of="2026-06-01T00:00:00Z", grace="1 hour")
+    assert query("select count(*) from billing_marts.fct_usage_history") == [(0,)]
+    assert query("select count(*) from billing_marts.fct_data_quality_daily") == [(0,)]
 
 
 def test_rebuild_on_an_empty_warehouse_builds_every_mart(warehouse):

@@ -51,6 +51,8 @@ MAY_11 = datetime(2026, 5, 11, 12, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DISPATCH_START = datetime(2026, 6, 2, 12, tzinfo=UTC)
 CHARGE_FAILED = "billing.charge.failed"
+OPERATIONS_MARTS = ("fct_usage_history", "fct_webhook_endpoint_health", "fct_webhook_endpoint_health_daily",
+                    "fct_data_quality_daily", "fct_gate_results")
 
 
 def insert_events(rows: list[tuple], ingested_at: datetime) -> None:
@@ -264,3 +266,16 @@ def test_drafts_say_which_run_built_them_and_stay_after_issue(scenario):
         " from billing_marts.fct_draft_invoices as drafts"
         " inner join billing.invoices as invoices using (invoice_id)"
     ) == [(datetime(2026, 6, 1, 1, tzinfo=UTC), "INV-000001", True)]
+
+
+def test_operations_marts_outlive_the_hourly_pipeline_and_the_close(scenario):
+    # dbt replaces staging, the event marts and fct_meter_usage with `drop ... cascade`
+    before = query("select count(*) from billing_marts.fct_usage_history")
+    transform.update_usage(as_of=MAY_CLOSE, grace=GRACE)
+    for model in OPERATIONS_MARTS:
+        assert query(f"select count(*) > 0 from billing_marts.{model}") == [(True,)], model
+    transform.build(transform.EVENTS_SLICE, as_of=MAY_CLOSE, grace=GRACE)
+    transform.build(transform.RATING_SLICE, as_of=MAY_CLOSE, grace=GRACE)
+    for model in OPERATIONS_MARTS:
+        assert query(f"select count(*) > 0 from billing_marts.{model}") == [(True,)], model
+    assert query("select count(*) from billing_marts.fct_usage_history") == before

@@ -1,7 +1,11 @@
 {#
     The signing secrets (secret, previous_secret) are never selected: no model
-    downstream can expose them.
+    downstream can expose them. Ephemeral: the views that read it then depend
+    on the raw table only, so rebuilding staging (every run) cannot drop them
+    (dbt replaces a view with `drop ... cascade`).
 #}
+{{ config(materialized='ephemeral') }}
+
 with
 
 source as (

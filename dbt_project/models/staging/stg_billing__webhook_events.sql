@@ -1,3 +1,10 @@
+{#
+    Ephemeral: the views that read it then depend on the billing table only,
+    so rebuilding staging (every run) cannot drop them (dbt replaces a view
+    with `drop ... cascade`).
+#}
+{{ config(materialized='ephemeral') }}
+
 with
 
 source as (

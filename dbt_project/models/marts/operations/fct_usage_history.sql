@@ -53,8 +53,9 @@ final as (
         usage_lines.quantity as billed_quantity,
         usage_lines.included_units as billed_included_units,
         usage_lines.amount_minor as billed_amount_minor,
-        {{ to_major_units('usage_lines.amount_minor', 'currencies.minor_unit') }}
-            as billed_amount
+        {{ to_major_units(
+            'usage_lines.amount_minor', 'currencies.minor_unit'
+        ) }} as billed_amount
 
     from meter_usage
 

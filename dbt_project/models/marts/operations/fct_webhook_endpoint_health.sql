@@ -56,19 +56,35 @@ attempt_stats as (
 
 ),
 
-last_failures as (
+failures as (
 
-    select distinct on (endpoint_id)
+    select
         endpoint_id,
-        attempted_at as last_failure_at,
-        response_status as last_failure_status,
-        error as last_failure_error
+        attempted_at,
+        response_status,
+        error,
+        row_number() over (
+            partition by endpoint_id
+            order by attempted_at desc, event_id desc, attempt_no desc
+        ) as recency
 
     from attempts
 
     where not is_successful
 
-    order by endpoint_id asc, attempted_at desc, event_id desc, attempt_no desc
+),
+
+last_failures as (
+
+    select
+        endpoint_id,
+        attempted_at as last_failure_at,
+        response_status as last_failure_status,
+        error as last_failure_error
+
+    from failures
+
+    where recency = 1
 
 ),
 
