@@ -1,9 +1,10 @@
-{# The run's logical time, from the `as_of` var ('now' unless a DAG run sets it). #}
+{# The run's logical time (run_var as_of: now unless a run sets it). #}
 {% macro as_of() -%}
-    '{{ var("as_of") }}'::timestamptz
+    '{{ run_var("as_of", "now") }}'::timestamptz
 {%- endmacro %}
 
 {# A period is closed once as_of >= period_end + grace (SPEC §3). #}
 {% macro is_closed(period_end) -%}
-    ({{ period_end }} + interval '{{ var("grace") }}' <= {{ as_of() }})
+    ({{ period_end }} + interval '{{ run_var("grace", "1 hour") }}'
+    <= {{ as_of() }})
 {%- endmacro %}

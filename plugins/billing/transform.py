@@ -113,7 +113,7 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
             "build", "--select", *arguments,
             *(["--full-refresh"] if full_refresh else []),
             *[option for resource in excluded for option in ("--exclude-resource-type", resource)],
-            "--vars", _vars(as_of=as_of, grace=grace, raw_rewrites=rewrites),
+            run=_run_values(as_of=as_of, grace=grace, raw_rewrites=rewrites),
         )
     return nodes, full_refresh
 
@@ -127,7 +127,7 @@ def rebuild(*, as_of: str, grace: str) -> int:
     with _dbt_lock():
         return _invoke(
             "build", "--full-refresh", "--exclude-resource-type", "unit_test",
-            "--vars", _vars(as_of=as_of, grace=grace, raw_rewrites=_raw_rewrites()),
+            run=_run_values(as_of=as_of, grace=grace, raw_rewrites=_raw_rewrites()),
         )
 
 
@@ -171,9 +171,11 @@ def _project_changed_at() -> float:
     return max(path.stat().st_mtime for root in roots for path in (root, *root.rglob("*")))
 
 
-def _vars(*, as_of: str, grace: str, raw_rewrites: int | None) -> str:
-    return json.dumps({"as_of": as_of, "grace": grace, "raw_rewrites": raw_rewrites,
-                       "usage_state_format": USAGE_STATE_FORMAT})
+def _run_values(*, as_of: str, grace: str, raw_rewrites: int | None) -> dict[str, str]:
+    """The run's values for dbt's run_var() macro, as environment variables (not --vars, whose every
+    change makes dbt re-parse the whole project)."""
+    values = {"as_of": as_of, "grace": grace, "raw_rewrites": raw_rewrites, "usage_state_format": USAGE_STATE_FORMAT}
+    return {f"BILLING_RUN_{name.upper()}": str(value) for name, value in values.items() if value is not None}
 
 
 def _touches_incremental_models(select: tuple[str, ...]) -> bool:
@@ -250,9 +252,9 @@ def _dbt_lock() -> Iterator[None]:
             connection.execute("select pg_advisory_unlock(hashtext(%s))", (DBT_LOCK,))
 
 
-def _invoke(command: str, *arguments: str) -> int:
-    """Run a dbt command that executes nodes; returns how many it ran."""
-    result = _run_dbt(command, *arguments)
+def _invoke(command: str, *arguments: str, run: dict[str, str] | None = None) -> int:
+    """Run a dbt command that executes nodes (with the run's values, see _run_values); returns how many it ran."""
+    result = _run_dbt(command, *arguments, run=run)
     failures = [
         f"{node.node.name}: {node.message}"
         for node in result.result
@@ -263,11 +265,13 @@ def _invoke(command: str, *arguments: str) -> int:
     return len(result.result)
 
 
-def _run_dbt(command: str, *arguments: str) -> Any:
+def _run_dbt(command: str, *arguments: str, run: dict[str, str] | None = None) -> Any:
     """dbt's runner result for one command against the warehouse (its target under BILLING_HOME)."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_environment())
+    for name in [name for name in os.environ if name.startswith("BILLING_RUN_")]:
+        del os.environ[name]  # an earlier command's run values
+    os.environ.update({**dbt_environment(), **(run or {})})
     result = dbtRunner().invoke([
         command,
         "--project-dir", str(DBT_PROJECT_DIR),

@@ -83,14 +83,14 @@ watermark as (
         frontier.frontier_at,
         -- raw.usage_events' rewrite counter as billing.transform read it
         -- before this build: a later UPDATE, DELETE or TRUNCATE moves it
-        {% set raw_rewrites = var('raw_rewrites', none) -%}
-        {{ 'null' if raw_rewrites is none else raw_rewrites }}::bigint
+        {{ run_var('raw_rewrites', 'null') }}::bigint
             as raw_rewrites,
         -- the open periods' stateful usage runs up to it
         {{ as_of() }} as as_of,
         -- the layout of the incremental models' state: billing.transform
         -- rebuilds them from raw when its own differs
-        {{ var('usage_state_format', 'null') }}::integer as usage_state_format
+        {{ run_var('usage_state_format', 'null') }}::integer
+            as usage_state_format
 
     from frontier
 
