@@ -1,10 +1,10 @@
 """Issue invoices from the dbt drafts: once per subscription-period, gaplessly numbered, immutable.
 
 The drafts (billing_marts.fct_draft_invoices / fct_draft_invoice_lines) hold every closed period;
-issuing copies those without an invoice, and not held (`hold_reason`), into billing.invoices and billing.invoice_lines in one
-transaction, numbered in order of period_end, period_start, subscription_id, with credits applied
-in that order (SPEC §6). Invoice ids derive from subscription × period, so a re-run finds them
-issued and issues nothing.
+issuing copies those without an invoice, and not held (`hold_reason`), into billing.invoices and
+billing.invoice_lines in one transaction, numbered in order of period_end, period_start,
+subscription_id, with credits applied in that order (SPEC §6). Invoice ids derive from
+subscription × period, so a re-run finds them issued and issues nothing.
 """
 
 from __future__ import annotations

@@ -94,15 +94,17 @@ differences as (
         coalesce(rerated.is_out_of_range, false) as is_out_of_range,
         coalesce(invoiced.invoiced_minor, 0)::bigint as invoiced_minor,
         coalesce(already_adjusted.adjusted_minor, 0)::bigint as adjusted_minor,
-        case when not coalesce(rerated.is_out_of_range, false) then
-            coalesce(rerated.rerated_minor, 0)::bigint
+        case
+            when not coalesce(rerated.is_out_of_range, false) then
+                coalesce(rerated.rerated_minor, 0)::bigint
         end as rerated_minor,
-        case when not coalesce(rerated.is_out_of_range, false) then
-            (
-                coalesce(rerated.rerated_minor, 0)
-                - coalesce(invoiced.invoiced_minor, 0)
-                - coalesce(already_adjusted.adjusted_minor, 0)
-            )::bigint
+        case
+            when not coalesce(rerated.is_out_of_range, false) then
+                (
+                    coalesce(rerated.rerated_minor, 0)
+                    - coalesce(invoiced.invoiced_minor, 0)
+                    - coalesce(already_adjusted.adjusted_minor, 0)
+                )::bigint
         end as amount_minor
 
     from invoices

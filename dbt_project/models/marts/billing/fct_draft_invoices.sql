@@ -60,8 +60,9 @@ final as (
         coalesce(line_totals.count_lines, 0)::int as count_lines,
         case when line_totals.is_out_of_range then 'amount_out_of_range' end
             as hold_reason,
-        case when not coalesce(line_totals.is_out_of_range, false) then
-            coalesce(line_totals.subtotal_minor, 0)::bigint
+        case
+            when not coalesce(line_totals.is_out_of_range, false) then
+                coalesce(line_totals.subtotal_minor, 0)::bigint
         end as subtotal_minor,
         -- SPEC §10: the issuing run's as_of as a date in the customer's
         -- timezone, and due net_terms_days later at local midnight
