@@ -14,7 +14,6 @@ import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
-
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
 

@@ -183,9 +183,9 @@ base_fees as (
         on
             customer_months.customer_id = subscription_fees.customer_id
             and customer_months.currency = subscription_fees.currency
-            and subscription_fees.started_at < customer_months.month_end
-            and coalesce(subscription_fees.ended_at, 'infinity')
-            >= customer_months.month_end
+            and customer_months.month_end > subscription_fees.started_at
+            and customer_months.month_end
+            <= coalesce(subscription_fees.ended_at, 'infinity')
 
     group by 1, 2, 3
 
@@ -202,7 +202,9 @@ monthly as (
         customer_months.currency,
         currencies.minor_unit,
         coalesce(
-            {{ to_minor_units('base_fees.base_fee_mrr', 'currencies.minor_unit') }},
+            {{ to_minor_units(
+                'base_fees.base_fee_mrr', 'currencies.minor_unit'
+            ) }},
             0
         ) as base_fee_mrr_minor,
         coalesce(usage_months.usage_mrr_minor, 0) as usage_mrr_minor
@@ -316,12 +318,12 @@ final as (
         month,
         currency,
         customer_name,
-        mrr_movement,
-        {% for amount in amounts -%}
+        {% for amount in amounts %}
             {{ amount }}_minor,
             {{ to_major_units(amount ~ '_minor', 'minor_unit') }}
-            as {{ amount }}_major{{ ',' if not loop.last }}
+                as {{ amount }}_major,
         {% endfor %}
+        mrr_movement
 
     from movements
 

@@ -31,7 +31,9 @@ rates as (
                 then {{ divide('churned_customers', 'opening_customers') }}
         end as logo_churn_rate,
         case
-            when customers > 0 then {{ divide('closing_mrr_major', 'customers') }}
+            when
+                customers > 0
+                then {{ divide('closing_mrr_major', 'customers') }}
         end as arpa
 
     from movements
