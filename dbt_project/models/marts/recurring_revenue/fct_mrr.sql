@@ -81,7 +81,7 @@ usage_months as (
         invoices.currency,
         {{ service_month('invoices.period_start', 'customers.timezone') }}
             as month,
-        sum(invoice_lines.amount_minor) as usage_mrr_minor
+        sum(invoice_lines.amount_minor)::bigint as usage_mrr_minor
 
     from invoice_lines
 

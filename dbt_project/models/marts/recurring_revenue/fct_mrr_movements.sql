@@ -8,6 +8,7 @@ mrr as (
 
 ),
 
+-- Sums of bigints are numeric: minor units are cast back to bigint.
 -- Opening is summed from each row's previous month, closing from its month:
 -- the data tests check that they chain from month to month.
 movements as (
@@ -16,13 +17,13 @@ movements as (
         month,
         currency,
 
-        sum(previous_mrr_minor) as opening_mrr_minor,
-        sum(new_mrr_minor) as new_mrr_minor,
-        sum(reactivation_mrr_minor) as reactivation_mrr_minor,
-        sum(expansion_mrr_minor) as expansion_mrr_minor,
-        sum(contraction_mrr_minor) as contraction_mrr_minor,
-        sum(churn_mrr_minor) as churn_mrr_minor,
-        sum(mrr_minor) as closing_mrr_minor,
+        sum(previous_mrr_minor)::bigint as opening_mrr_minor,
+        sum(new_mrr_minor)::bigint as new_mrr_minor,
+        sum(reactivation_mrr_minor)::bigint as reactivation_mrr_minor,
+        sum(expansion_mrr_minor)::bigint as expansion_mrr_minor,
+        sum(contraction_mrr_minor)::bigint as contraction_mrr_minor,
+        sum(churn_mrr_minor)::bigint as churn_mrr_minor,
+        sum(mrr_minor)::bigint as closing_mrr_minor,
 
         sum(previous_mrr_major) as opening_mrr_major,
         sum(new_mrr_major) as new_mrr_major,
