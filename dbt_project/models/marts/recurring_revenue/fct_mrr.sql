@@ -160,8 +160,11 @@ customer_months as (
     cross join last_month
 
     cross join
+        -- local wall-clock months (timestamp, not timestamptz)
         lateral generate_series(
-            first_months.month, last_month.month, interval '1 month'
+            first_months.month::timestamp,
+            last_month.month::timestamp,
+            interval '1 month'
         ) as months (month)
 
 ),
