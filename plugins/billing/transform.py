@@ -28,7 +28,7 @@ from billing.warehouse import connect, connection_parts
 
 # The analysts' views. dbt replaces a relation with `drop ... cascade`, which drops the views that
 # read it: every slice that rebuilds one of their parents builds them again (views: no data moved).
-ANALYST_VIEWS = ("path:models/marts/operations",)
+ANALYST_VIEWS = ("path:models/marts/operations", "path:models/marts/recurring_revenue")
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                 "path:models/intermediate/periods", "path:models/marts/events")

@@ -2,8 +2,9 @@
 
 Three USD customers, two closes. grower moves from pro ($10 a month) to scale ($50) at the turn of
 June and July; leaver cancels on July 15; yearly pays $1,000.50 a year from June 10, $83.375 a
-month, shown as 8,338 cents. Usage is $0.01 a call. The marts are views: `billing rebuild` builds
-them with their data tests (the movements reconcile) for the run's as_of, August 2026 here.
+month, shown as 8,338 cents. Usage is $0.01 a call. The marts are views: `billing rebuild`, the
+close and the hourly pipeline build them (the first two with their data tests: the movements
+reconcile) for the run's as_of, August 2026 here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from billing import transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
@@ -155,3 +157,14 @@ def test_churn_rate_arpa_and_ltv(closed):
         ("2026-08-01", 2, 1, Decimal("0.3333333333333333333333333333333333333333"), pytest.approx(Decimal(1) / 6),
          6_669, Decimal("66.69"), 40_014, Decimal("400.14")),
     ]
+
+
+def test_the_marts_outlive_the_hourly_pipeline_and_the_close(closed):
+    # dbt replaces the staging views they read with `drop ... cascade`; both runs build them again
+    movements = "select * from billing_marts.fct_mrr_movements order by 1, 2"
+    before = query(movements)
+    transform.update_usage(as_of=AS_OF, grace="1 hour")
+    assert query(movements) == before
+    close(AS_OF)  # a re-run: nothing new to invoice
+    assert query(movements) == before
+    assert query("select count(*) from billing_marts.fct_subscription_metrics_monthly") == [(3,)]

@@ -204,12 +204,9 @@ monthly as (
         customer_months.month,
         customer_months.currency,
         currencies.minor_unit,
-        coalesce(
-            {{ to_minor_units(
-                'base_fees.base_fee_mrr', 'currencies.minor_unit'
-            ) }},
-            0
-        ) as base_fee_mrr_minor,
+        {{ to_minor_units(
+            'coalesce(base_fees.base_fee_mrr, 0)', 'currencies.minor_unit'
+        ) }} as base_fee_mrr_minor,
         coalesce(usage_months.usage_mrr_minor, 0) as usage_mrr_minor
 
     from customer_months
