@@ -44,6 +44,11 @@ USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/ev
 CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",
                        "customer_usage_current_period")
 
+# Analysts' marts that are views over the staging views. dbt replaces a view by dropping the old one
+# with CASCADE, which drops the views over it: a build that replaces the staging views re-creates
+# these with them (their other parents are seeds, which a build only reloads).
+STAGING_VIEW_MARTS = ("path:models/marts/finance",)
+
 # The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
 # rebuilds from raw.
 INCREMENTAL_CHAIN = "+int_usage_pipeline__checkpoint"
@@ -106,6 +111,8 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
     with _dbt_lock():
         rewrites = _raw_rewrites()
         arguments = list(select)
+        if "path:models/staging" in select:
+            arguments.extend(STAGING_VIEW_MARTS)
         full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)

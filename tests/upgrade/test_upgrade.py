@@ -112,6 +112,8 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
             (3, timedelta(days=1), timedelta(hours=72)),
         ]
+        # its one attempt succeeded: nothing for the retry schedule
+        assert connection.execute("select * from billing.charge_collection_schedule").fetchall() == []
         assert connection.execute("select * from raw.credit_grants").fetchall() == [APPLICATION_GRANT]
         assert connection.execute(
             "select grant_id, origin_invoice_id, customer_id, currency, amount, granted_at from billing.credit_grants"

@@ -27,7 +27,13 @@ renamed as (
         ---------- timestamps
         period_start,
         period_end,
-        issued_at
+        issued_at,
+        invoice_date,
+        due_at,
+
+        ---------- metadata
+        issued_by_run,
+        issued_in_backfill
 
     from source
 

@@ -1,9 +1,10 @@
-"""Daily charge retries (SPEC §7), on the schedule in the view billing.charge_retry_policy.
+"""Daily charge retries (SPEC §7), by the view billing.charge_collection_schedule.
 
-A failed invoice gets one new attempt per day until it runs out of attempts (its key is a digest
-of invoice × attempt number, and a day with an attempt gets no second one), so re-running the
-day's run charges nothing twice. An invoice whose last failed attempt is `give_up_after` old is
-given up (`uncollectible`) instead of retried.
+That view applies the schedule in billing.charge_retry_policy to every invoice whose last attempt
+failed; the dunning mart (fct_dunning) reads the same view. A failed invoice gets one new attempt
+per day until it runs out of attempts (its key is a digest of invoice × attempt number, and a day
+with an attempt gets no second one), so re-running the day's run charges nothing twice. An invoice
+whose last failed attempt is `give_up_after` old is given up (`uncollectible`) instead of retried.
 """
 
 from __future__ import annotations
@@ -21,37 +22,24 @@ from billing.payments.charging import (
 from billing.payments.gateway import PaymentGateway
 from billing.warehouse import connect
 
-LATEST_ATTEMPTS = """
-select distinct on (invoice_id) invoice_id, attempt_no, status, attempted_for
-from billing.charge_attempts
-order by invoice_id, attempt_no desc
-"""
-
-# Failed invoices with attempts left, whose last attempt is from an earlier day (retry_spacing
-# bin) and not yet give_up_after old.
-DUE_RETRIES = f"""
-with latest as ({LATEST_ATTEMPTS})
-select invoices.invoice_id, latest.attempt_no + 1
+# Failed invoices whose next attempt is due: from the next retry bin on, before they are given up.
+DUE_RETRIES = """
+select invoices.invoice_id, schedule.attempts_made + 1
 from billing.invoices
-inner join latest on invoices.invoice_id = latest.invoice_id
-cross join billing.charge_retry_policy as policy
+inner join billing.charge_collection_schedule as schedule on invoices.invoice_id = schedule.invoice_id
 where invoices.status = 'payment_failed'
-    and latest.status = 'failed'
-    and latest.attempt_no < policy.max_attempts
-    and latest.attempted_for < date_bin(policy.retry_spacing, %(now)s::timestamptz, timestamptz 'epoch')
-    and latest.attempted_for > %(now)s::timestamptz - policy.give_up_after
+    and schedule.next_attempt_from <= %(now)s::timestamptz
+    and schedule.gives_up_at > %(now)s::timestamptz
 order by invoices.invoice_number
 """
 
-GIVEN_UP = f"""
-with latest as ({LATEST_ATTEMPTS})
+GIVEN_UP = """
 update billing.invoices
 set status = 'uncollectible'
-from latest, billing.charge_retry_policy as policy
-where invoices.invoice_id = latest.invoice_id
+from billing.charge_collection_schedule as schedule
+where invoices.invoice_id = schedule.invoice_id
     and invoices.status = 'payment_failed'
-    and latest.status = 'failed'
-    and latest.attempted_for <= %(now)s::timestamptz - policy.give_up_after
+    and schedule.gives_up_at <= %(now)s::timestamptz
 returning invoices.*
 """
 

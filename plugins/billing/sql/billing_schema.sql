@@ -252,3 +252,36 @@ select
     3 as max_attempts,
     interval '1 day' as retry_spacing,
     interval '72 hours' as give_up_after;
+
+-- Where each invoice whose latest charge attempt failed stands in that schedule: the one home of
+-- the retry rule, which the daily retry run acts on and the dunning mart shows. The next attempt
+-- falls in the first retry_spacing bin after the last attempt's (`next_attempt_from`; null when no
+-- attempt is left or the invoice is given up first). The invoice is given up (`gives_up_at`) when
+-- its last allowed attempt fails (charging marks it uncollectible then), else give_up_after after
+-- its last attempt. Times are the attempts' logical times (attempted_for).
+create or replace view billing.charge_collection_schedule as
+with latest as (
+    select distinct on (invoice_id) invoice_id, attempt_no, status, failure_code, attempted_for
+    from billing.charge_attempts
+    order by invoice_id, attempt_no desc
+)
+select
+    latest.invoice_id,
+    latest.attempt_no as attempts_made,
+    greatest(policy.max_attempts - latest.attempt_no, 0) as attempts_left,
+    latest.failure_code as last_failure_code,
+    latest.attempted_for as last_attempted_for,
+    case when times.next_bin < times.gives_up_at then times.next_bin end as next_attempt_from,
+    times.gives_up_at
+from latest
+cross join billing.charge_retry_policy as policy
+cross join lateral (
+    select
+        date_bin(policy.retry_spacing, latest.attempted_for, timestamptz 'epoch')
+            + policy.retry_spacing as next_bin,
+        case
+            when latest.attempt_no >= policy.max_attempts then latest.attempted_for
+            else latest.attempted_for + policy.give_up_after
+        end as gives_up_at
+) as times
+where latest.status = 'failed';

@@ -1,0 +1,79 @@
+{{ config(materialized='view') }}
+
+with
+
+lines as (
+
+    select * from {{ ref('fct_invoice_lines') }}
+
+),
+
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
+-- SPEC §11: recognised revenue is the issued lines of invoices that are not
+-- void; credits are a way of paying, not less revenue: shown beside it.
+monthly as (
+
+    select
+        service_month,
+        currency,
+        plan_id,
+        event_name,
+        customer_id,
+        customer_name,
+        sum(amount_minor) filter (where kind != 'credit')::bigint
+            as revenue_minor,
+        sum(amount_minor) filter (where kind = 'base_fee')::bigint
+            as base_fee_minor,
+        sum(amount_minor) filter (where kind = 'usage')::bigint
+            as usage_minor,
+        sum(amount_minor) filter (where kind = 'adjustment')::bigint
+            as adjustments_minor,
+        (-sum(amount_minor) filter (where kind = 'credit'))::bigint
+            as credits_applied_minor
+
+    from lines
+
+    where invoice_status != 'void'
+
+    group by 1, 2, 3, 4, 5, 6
+
+),
+
+final as (
+
+    select
+        ---------- dimensions
+        monthly.service_month,
+        monthly.currency,
+        monthly.plan_id,
+        monthly.event_name,
+        monthly.customer_id,
+        monthly.customer_name,
+
+        ---------- measures
+        coalesce(monthly.revenue_minor, 0) as revenue_minor,
+        {{ to_major_units(
+            'coalesce(monthly.revenue_minor, 0)', 'currencies.minor_unit'
+        ) }} as revenue_major,
+        coalesce(monthly.base_fee_minor, 0) as base_fee_minor,
+        coalesce(monthly.usage_minor, 0) as usage_minor,
+        coalesce(monthly.adjustments_minor, 0) as adjustments_minor,
+        coalesce(monthly.credits_applied_minor, 0) as credits_applied_minor,
+        {{ to_major_units(
+            'coalesce(monthly.credits_applied_minor, 0)',
+            'currencies.minor_unit'
+        ) }} as credits_applied_major
+
+    from monthly
+
+    inner join currencies
+        on monthly.currency = currencies.currency
+
+)
+
+select * from final

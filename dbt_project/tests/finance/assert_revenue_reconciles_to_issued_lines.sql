@@ -1,0 +1,74 @@
+-- SPEC §11: recognised revenue is the lines of every issued invoice that is
+-- not void, credits shown beside it: revenue = the invoices' subtotals,
+-- credits applied = their credits, and revenue − credits = the sum of their
+-- lines. Returns the currencies where they differ.
+with
+
+revenue as (
+
+    select
+        currency,
+        sum(revenue_minor) as revenue_minor,
+        sum(credits_applied_minor) as credits_minor
+
+    from {{ ref('fct_revenue') }}
+
+    group by 1
+
+),
+
+invoices as (
+
+    select
+        currency,
+        sum(subtotal_minor) as subtotal_minor,
+        sum(credits_minor) as credits_minor
+
+    from {{ ref('fct_invoices') }}
+
+    where status != 'void'
+
+    group by 1
+
+),
+
+lines as (
+
+    select
+        currency,
+        sum(amount_minor) as amount_minor
+
+    from {{ ref('fct_invoice_lines') }}
+
+    where invoice_status != 'void'
+
+    group by 1
+
+),
+
+compared as (
+
+    select
+        invoices.currency,
+        invoices.subtotal_minor,
+        invoices.credits_minor,
+        coalesce(revenue.revenue_minor, 0) as revenue_minor,
+        coalesce(revenue.credits_minor, 0) as revenue_credits_minor,
+        coalesce(lines.amount_minor, 0) as lines_minor
+
+    from invoices
+
+    left join revenue
+        on invoices.currency = revenue.currency
+
+    left join lines
+        on invoices.currency = lines.currency
+
+)
+
+select * from compared
+
+where
+    revenue_minor != subtotal_minor
+    or revenue_credits_minor != credits_minor
+    or revenue_minor - revenue_credits_minor != lines_minor
