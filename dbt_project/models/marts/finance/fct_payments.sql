@@ -44,8 +44,9 @@ final as (
         charge_attempts.outcome,
         charge_attempts.failure_code,
         charge_attempts.currency,
-        date_trunc('month', charge_attempts.attempted_for at time zone 'UTC')
-            ::date as attempt_month,
+        date_trunc(
+            'month', charge_attempts.attempted_for at time zone 'UTC'
+        )::date as attempt_month,
 
         ---------- measures
         charge_attempts.amount_minor,

@@ -103,15 +103,16 @@ as_of_points as (
 
     from receivables
 
-    cross join lateral generate_series(
-        date_trunc('month', receivables.invoice_date::timestamp)
-        + interval '1 month',
-        least(
-            receivables.local_today,
-            (receivables.paid_for at time zone receivables.timezone)::date
-        )::timestamp,
-        interval '1 month'
-    ) as month_starts (next_month_start)
+    cross join
+        lateral generate_series(
+            date_trunc('month', receivables.invoice_date::timestamp)
+            + interval '1 month',
+            least(
+                receivables.local_today,
+                (receivables.paid_for at time zone receivables.timezone)::date
+            )::timestamp,
+            interval '1 month'
+        ) as month_starts (next_month_start)
 
     union all
 
