@@ -75,7 +75,7 @@ settled as (
     inner join customers
         on invoices.customer_id = customers.customer_id
 
-    inner join subscriptions
+    left join subscriptions
         on invoices.subscription_id = subscriptions.subscription_id
 
     inner join currencies
