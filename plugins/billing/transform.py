@@ -26,9 +26,11 @@ from typing import Any
 from billing.settings import DBT_PROJECT_DIR, billing_home
 from billing.warehouse import connect, connection_parts
 
-# The analysts' views. dbt replaces a relation with `drop ... cascade`, which drops the views that
-# read it: every slice that rebuilds one of their parents builds them again (views: no data moved).
-ANALYST_VIEWS = ("path:models/marts/operations", "path:models/marts/recurring_revenue")
+# The analysts' views (tag `analyst`). dbt replaces a relation with `drop ... cascade`, which drops
+# the views that read it: the slices that end a run build them again (views: no data moved), without
+# their data tests, which guard analysts' figures and must never stop billing (`billing rebuild` and
+# the test suite run them).
+ANALYST_VIEWS = ("path:models/marts/finance", "path:models/marts/recurring_revenue", "path:models/marts/operations")
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                 "path:models/intermediate/periods", "path:models/marts/events")
@@ -43,11 +45,6 @@ USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/ev
 # What customers see mid-period: the current periods' usage rated so far, and its projection.
 CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",
                        "customer_usage_current_period")
-
-# Analysts' marts that are views over the staging views. dbt replaces a view by dropping the old one
-# with CASCADE, which drops the views over it: a build that replaces the staging views re-creates
-# these with them (their other parents are seeds, which a build only reloads).
-STAGING_VIEW_MARTS = ("path:models/marts/finance",)
 
 # The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
 # rebuilds from raw.
@@ -111,8 +108,6 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
     with _dbt_lock():
         rewrites = _raw_rewrites()
         arguments = list(select)
-        if "path:models/staging" in select:
-            arguments.extend(STAGING_VIEW_MARTS)
         full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
@@ -120,6 +115,7 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
             "build", "--select", *arguments,
             *(["--full-refresh"] if full_refresh else []),
             *[option for resource in excluded for option in ("--exclude-resource-type", resource)],
+            "--exclude", "resource_type:test,tag:analyst",
             run=_run_values(as_of=as_of, grace=grace, raw_rewrites=rewrites),
         )
     return nodes, full_refresh

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 {#- Amounts shown in minor units with their major-unit value beside them. -#}
 {%- set amounts = [
     'base_fee_mrr', 'usage_mrr', 'mrr', 'previous_mrr', 'new_mrr',
