@@ -36,7 +36,7 @@ EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/e
                 "path:models/intermediate/periods", "path:models/marts/events")
 RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating",
                 "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage",
-                *ANALYST_VIEWS)
+                *ANALYST_VIEWS, "path:models/semantic")
 # What the hourly usage_pipeline DAG keeps up to date: events through per-period usage (and the
 # usage history the analyst views read).
 USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
@@ -150,6 +150,12 @@ def ref(model: str) -> str:
     if node is None:
         raise UnknownModel(f"{model!r} is not a model of the dbt project in {DBT_PROJECT_DIR}")
     return f"{node['schema']}.{node['alias']}"
+
+
+def semantic_manifest_path() -> Path:
+    """dbt's semantic manifest (the semantic models and metrics MetricFlow reads), current with the project."""
+    _manifest()
+    return _target_path() / "semantic_manifest.json"
 
 
 def _manifest() -> dict[str, Any]:
