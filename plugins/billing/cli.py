@@ -252,6 +252,30 @@ def invoices_void(
 
 
 @app.command()
+def docs(
+    port: int = typer.Option(8080, help="Port to serve the docs on (127.0.0.1)."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="--no-serve: generate the docs only."),
+) -> None:
+    """Generate the dbt docs (models, marts, metrics, exposures, the warehouse's catalog) and serve them."""
+    from billing import transform
+
+    target = transform.generate_docs()
+    console.print(f"dbt docs generated in {target}")
+    if serve:
+        console.print(f"serving them on http://127.0.0.1:{port} (Ctrl-C stops)")
+        transform.serve_docs(port)
+
+
+@app.command("mf", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def metricflow(context: typer.Context) -> None:
+    """MetricFlow's `mf` against the warehouse: `billing mf query --metrics revenue --group-by metric_time__month`."""
+    from billing.metrics import run_mf
+
+    raise typer.Exit(run_mf(context.args))
+
+
+@app.command()
 def usage(customer_id: str) -> None:
     """Usage so far this period, its cost, included units left and the projected period amount."""
     from rich.table import Table

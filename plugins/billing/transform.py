@@ -140,6 +140,19 @@ def run_unit_tests() -> int:
         return _invoke("test", "--select", "test_type:unit")
 
 
+def generate_docs() -> Path:
+    """`dbt docs generate`: the docs site and the warehouse's catalog, written to dbt's target folder."""
+    result = _run_dbt("docs generate")
+    if not result.success:
+        raise TransformFailed("dbt docs generate failed: see the dbt log under BILLING_HOME/dbt/logs")
+    return _target_path()
+
+
+def serve_docs(port: int) -> None:
+    """`dbt docs serve` on 127.0.0.1:PORT, the last generated docs, until interrupted."""
+    _run_dbt("docs serve", "--host", "127.0.0.1", "--port", str(port), "--no-browser")
+
+
 def ref(model: str) -> str:
     """The relation (`schema.name`) dbt builds `model` into, as dbt's `ref()` gives it to a model.
 
@@ -275,14 +288,15 @@ def _invoke(command: str, *arguments: str, run: dict[str, str] | None = None) ->
 
 
 def _run_dbt(command: str, *arguments: str, run: dict[str, str] | None = None) -> Any:
-    """dbt's runner result for one command against the warehouse (its target under BILLING_HOME)."""
+    """dbt's runner result for one command ("build", "docs generate") against the warehouse (its target under
+    BILLING_HOME)."""
     from dbt.cli.main import dbtRunner
 
     for name in [name for name in os.environ if name.startswith("BILLING_RUN_")]:
         del os.environ[name]  # an earlier command's run values
     os.environ.update({**dbt_environment(), **(run or {})})
     result = dbtRunner().invoke([
-        command,
+        *command.split(),
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(_target_path()),
