@@ -1,0 +1,74 @@
+"""`billing docs`: dbt docs generated and served with the warehouse's connection, nothing set by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from billing import transform
+from conftest import reset_warehouse, run_cli
+
+MARTS = {"fct_meter_usage", "customer_usage_current_period", "fct_rejected_usage_events",
+         "fct_usage_event_duplicates", "fct_draft_invoices", "fct_draft_invoice_lines"}
+
+
+@pytest.fixture(scope="module")
+def marts_built(warehouse):
+    """An empty warehouse with every model the cycle close builds."""
+    reset_warehouse()
+    run_cli("init")
+    transform.build(transform.EVENTS_SLICE + transform.RATING_SLICE, as_of="2026-07-01T01:00:00Z",
+                    grace="1 hour", data_tests=False)
+
+
+def test_generate_only_writes_the_catalog_of_the_marts_and_the_metrics(marts_built, billing_home):
+    assert "dbt docs generated" in run_cli("docs", "--no-serve").stdout
+    target = billing_home / "dbt" / "target"
+    catalog = json.loads((target / "catalog.json").read_text())
+    in_marts = {node["metadata"]["name"] for node in catalog["nodes"].values()
+                if node["metadata"]["schema"] == "billing_marts"}
+    assert MARTS | {"metricflow_time_spine"} <= in_marts
+    # the catalog read the warehouse: a mart's columns with their types
+    [usage] = [node for node in catalog["nodes"].values() if node["metadata"]["name"] == "fct_meter_usage"]
+    assert usage["columns"]["quantity"]["type"] == "numeric"
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert "usage_quantity" in {metric["name"] for metric in manifest["metrics"].values()}
+    assert manifest["exposures"]["exposure.billing.dashboard_data_quality"]["depends_on"]["nodes"] == [
+        "model.billing.fct_rejected_usage_events", "model.billing.fct_usage_event_duplicates"]
+    assert (target / "index.html").exists()
+
+
+def test_serves_the_docs_on_the_port_asked_for(marts_built):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("billing")), "docs", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    try:
+        catalog = None
+        deadline = time.monotonic() + 120
+        while catalog is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog.json", timeout=5) as response:
+                    catalog = json.load(response)
+            except OSError:
+                time.sleep(1)
+        assert catalog is not None, f"billing docs did not serve:\n{server.stdout.read() if server.poll() else ''}"
+        assert "model.billing.fct_meter_usage" in catalog["nodes"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
