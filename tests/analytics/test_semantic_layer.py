@@ -97,7 +97,7 @@ def test_rejected_events_by_reason_are_the_rejects_mart(mf):
 
 def test_current_period_amounts_by_currency_are_the_current_usage_mart(mf):
     _, rows = mf("--metrics", "current_period_amount,current_period_amount_minor,projected_period_amount_minor",
-                 "--group-by", "current_usage__currency")
+                 "--group-by", "currency")
     current = numbers(rows, 1)
     # as of the June close, only Tokyo's July period has usage: 2 calls at ¥0.5
     assert current[("USD",)][:2] == (0, 0)
