@@ -16,13 +16,10 @@ import pytest
 from billing import transform
 from conftest import reset_warehouse, run_cli
 
-MARTS = {"fct_meter_usage", "customer_usage_current_period", "fct_rejected_usage_events",
-         "fct_usage_event_duplicates", "fct_draft_invoices", "fct_draft_invoice_lines"}
-
 
 @pytest.fixture(scope="module")
 def marts_built(warehouse):
-    """An empty warehouse with every model the cycle close builds."""
+    """An empty warehouse with every model the cycle close builds: every mart among them."""
     reset_warehouse()
     run_cli("init")
     transform.build(transform.EVENTS_SLICE + transform.RATING_SLICE, as_of="2026-07-01T01:00:00Z",
@@ -32,17 +29,21 @@ def marts_built(warehouse):
 def test_generate_only_writes_the_catalog_of_the_marts_and_the_metrics(marts_built, billing_home):
     assert "dbt docs generated" in run_cli("docs", "--no-serve").stdout
     target = billing_home / "dbt" / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    marts = {node["name"] for node in manifest["nodes"].values()
+             if node["resource_type"] == "model" and node["schema"] == "billing_marts"}
+    assert {"fct_meter_usage", "fct_rejected_usage_events", "fct_usage_history", "metricflow_time_spine"} <= marts
     catalog = json.loads((target / "catalog.json").read_text())
-    in_marts = {node["metadata"]["name"] for node in catalog["nodes"].values()
-                if node["metadata"]["schema"] == "billing_marts"}
-    assert MARTS | {"metricflow_time_spine"} <= in_marts
+    assert {node["metadata"]["name"] for node in catalog["nodes"].values()
+            if node["metadata"]["schema"] == "billing_marts"} == marts
     # the catalog read the warehouse: a mart's columns with their types
     [usage] = [node for node in catalog["nodes"].values() if node["metadata"]["name"] == "fct_meter_usage"]
     assert usage["columns"]["quantity"]["type"] == "numeric"
-    manifest = json.loads((target / "manifest.json").read_text())
     assert "usage_quantity" in {metric["name"] for metric in manifest["metrics"].values()}
-    assert manifest["exposures"]["exposure.billing.dashboard_data_quality"]["depends_on"]["nodes"] == [
-        "model.billing.fct_rejected_usage_events", "model.billing.fct_usage_event_duplicates"]
+    assert set(manifest["exposures"]["exposure.billing.dashboard_data_quality"]["depends_on"]["nodes"]) == {
+        f"model.billing.{mart}" for mart in ("fct_data_quality_daily", "fct_rejected_usage_events",
+                                             "fct_usage_event_duplicates", "fct_gate_results",
+                                             "fct_webhook_endpoint_health")}
     assert (target / "index.html").exists()
 
 

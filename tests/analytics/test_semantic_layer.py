@@ -36,25 +36,24 @@ def june_closed(warehouse, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mf(june_closed):
-    """`mf ARGUMENTS` → the result table (header, sorted rows), on one MetricFlow configuration."""
+    """`mf query --metrics METRICS --group-by GROUP_BY [OPTIONS]` → {group-by values: metric values as
+    numbers, None when empty}, every query on one MetricFlow configuration."""
     started = time.monotonic()
     configuration = metricflow_configuration()
     print(f"MetricFlow set up in {time.monotonic() - started:.1f} s")
     result = june_closed / "result.csv"
 
-    def run(*arguments: str) -> tuple[list[str], list[tuple]]:
+    def run(metrics: str, group_by: str, *options: str) -> dict[tuple, tuple]:
         result.unlink(missing_ok=True)
-        assert run_mf(["query", *arguments, "--csv", str(result), "--quiet"], configuration) == 0
-        header, *rows = csv.reader(result.open())
-        return header, sorted(tuple(row) for row in rows)
+        arguments = ["query", "--metrics", metrics, "--group-by", group_by, *options, "--csv", str(result), "--quiet"]
+        assert run_mf(arguments, configuration) == 0
+        rows = list(csv.DictReader(result.open()))
+        return {tuple(row[key] for key in group_by.split(",")):
+                tuple(float(row[metric]) if row[metric] else None for metric in metrics.split(","))
+                for row in rows}
 
     run.configuration = configuration
     return run
-
-
-def numbers(rows: list[tuple], keys: int) -> dict[tuple, tuple]:
-    """Result rows as {key columns: the metric values as numbers}."""
-    return {row[:keys]: tuple(float(value) for value in row[keys:]) for row in rows}
 
 
 def test_mf_validates_the_semantic_layer_against_the_warehouse(mf):
@@ -63,9 +62,7 @@ def test_mf_validates_the_semantic_layer_against_the_warehouse(mf):
 
 
 def test_usage_by_month_customer_and_meter_is_the_meter_usage_mart(mf):
-    header, rows = mf("--metrics", "usage_quantity,usage_events", "--group-by", "metric_time__month,customer,meter")
-    assert header == ["metric_time__month", "customer", "meter", "usage_quantity", "usage_events"]
-    usage = numbers(rows, 3)
+    usage = mf("usage_quantity,usage_events", "metric_time__month,customer,meter")
     assert usage == {
         ("2026-06-01 00:00:00", "usage_co", "api_call"): (1_234_567, 5),
         ("2026-06-01 00:00:00", "usage_co", "file_upload"): (42, 42),
@@ -86,8 +83,7 @@ def test_usage_by_month_customer_and_meter_is_the_meter_usage_mart(mf):
 
 
 def test_rejected_events_by_reason_are_the_rejects_mart(mf):
-    _, rows = mf("--metrics", "rejected_events", "--group-by", "rejected_event__reject_reason")
-    rejected = numbers(rows, 1)
+    rejected = mf("rejected_events", "rejected_event__reject_reason")
     reasons = ["missing_reference", "missing_customer", "unknown_customer", "unknown_meter", "missing_timestamp",
                "future_timestamp", "invalid_value", "no_active_subscription"]
     assert rejected == {**{(reason,): (1,) for reason in reasons}, ("invalid_action",): (2,)}
@@ -96,9 +92,7 @@ def test_rejected_events_by_reason_are_the_rejects_mart(mf):
 
 
 def test_current_period_amounts_by_currency_are_the_current_usage_mart(mf):
-    _, rows = mf("--metrics", "current_period_amount,current_period_amount_minor,projected_period_amount_minor",
-                 "--group-by", "currency")
-    current = numbers(rows, 1)
+    current = mf("current_period_amount,current_period_amount_minor,projected_period_amount_minor", "currency")
     # as of the June close, only Tokyo's July period has usage: 2 calls at ¥0.5
     assert current[("USD",)][:2] == (0, 0)
     assert current[("JPY",)][:2] == (1, 1)
