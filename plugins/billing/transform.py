@@ -142,7 +142,8 @@ def run_unit_tests() -> int:
 
 def generate_docs() -> Path:
     """`dbt docs generate`: the docs site and the warehouse's catalog, written to dbt's target folder."""
-    result = _run_dbt("docs generate")
+    with _dbt_lock():
+        result = _run_dbt("docs generate")
     if not result.success:
         raise TransformFailed("dbt docs generate failed: see the dbt log under BILLING_HOME/dbt/logs")
     return _target_path()
