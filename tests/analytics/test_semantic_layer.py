@@ -101,6 +101,24 @@ def test_current_period_amounts_by_currency_are_the_current_usage_mart(mf):
     assert current == {(currency,): tuple(float(value) for value in values) for currency, *values in mart}
 
 
+JUNE, JULY = "2026-06-01 00:00:00", "2026-07-01 00:00:00"
+
+
+def test_mrr_active_customers_and_churn_are_the_subscription_metrics_mart(mf):
+    metrics = mf("mrr_minor,active_customers,churned_customers,logo_churn_rate", "metric_time__month,currency",
+                 "--end-time", "2026-07-31")
+    # June: base fees (Pro 99 each, a month's even for Pro Late's half month) plus June's usage lines;
+    # July, before its close: the three base fees, so Usage Co, Yen Co and Tokyo Co churn
+    assert metrics == {
+        (JUNE, "USD"): (168_577, 4, 0, None), (JUNE, "JPY"): (637, 2, 0, None),
+        (JULY, "USD"): (29_700, 3, 1, 0.25), (JULY, "JPY"): (0, 0, 2, 1.0),
+    }
+    mart = query("select to_char(month, 'YYYY-MM-DD HH24:MI:SS'), currency, mrr_minor, customers,"
+                 " churned_customers, logo_churn_rate from billing_marts.fct_subscription_metrics_monthly")
+    assert metrics == {tuple(row[:2]): tuple(None if value is None else float(value) for value in row[2:])
+                       for row in mart}
+
+
 def test_billing_mf_asks_for_a_metric_by_name(june_closed):
     # the command analysts type (README "Metrics"): the warehouse's connection comes from the project
     completed = run_cli("mf", "query", "--metrics", "usage_quantity", "--group-by", "meter", "--decimals", "0")
