@@ -41,9 +41,9 @@ def test_generate_only_writes_the_catalog_of_the_marts_and_the_metrics(marts_bui
     assert usage["columns"]["quantity"]["type"] == "numeric"
     assert "usage_quantity" in {metric["name"] for metric in manifest["metrics"].values()}
     assert set(manifest["exposures"]["exposure.billing.dashboard_data_quality"]["depends_on"]["nodes"]) == {
-        f"model.billing.{mart}" for mart in ("fct_data_quality_daily", "fct_rejected_usage_events",
-                                             "fct_usage_event_duplicates", "fct_gate_results",
-                                             "fct_webhook_endpoint_health")}
+        f"model.billing.{mart}" for mart in ("fct_data_quality_daily", "fct_usage_event_duplicates",
+                                             "fct_gate_results", "fct_webhook_endpoint_health",
+                                             "fct_webhook_endpoint_health_daily")}
     assert (target / "index.html").exists()
 
 

@@ -104,6 +104,45 @@ def test_current_period_amounts_by_currency_are_the_current_usage_mart(mf):
 JUNE, JULY = "2026-06-01 00:00:00", "2026-07-01 00:00:00"
 
 
+def test_revenue_by_service_month_and_currency_is_the_revenue_mart(mf):
+    revenue = mf("revenue,revenue_minor", "metric_time__month,currency")
+    # the spine's June invoices (tests/spine/test_cycle_close.py); Tokyo's service month is June in Tokyo
+    assert revenue == {(JUNE, "USD"): (1_636.27, 163_627), (JUNE, "JPY"): (637, 637)}
+    mart = query("select to_char(service_month, 'YYYY-MM-DD HH24:MI:SS'), currency, sum(revenue_major),"
+                 " sum(revenue_minor) from billing_marts.fct_revenue group by 1, 2")
+    assert revenue == {tuple(row[:2]): tuple(float(value) for value in row[2:]) for row in mart}
+
+
+def test_revenue_by_plan_meter_and_customer_is_the_revenue_mart(mf):
+    revenue = mf("revenue_minor", "metric_time__month,currency,plan,meter,customer")
+    # a base fee has no meter ('')
+    assert revenue == {
+        (JUNE, "USD", "usage_usd", "api_call", "usage_co"): (123_457,),
+        (JUNE, "USD", "usage_usd", "file_upload", "usage_co"): (420,),
+        (JUNE, "USD", "pro_usd", "", "pro_heavy"): (9_900,),
+        (JUNE, "USD", "pro_usd", "api_call", "pro_heavy"): (15_000,),
+        (JUNE, "USD", "pro_usd", "", "pro_light"): (9_900,),
+        (JUNE, "USD", "pro_usd", "api_call", "pro_light"): (0,),
+        (JUNE, "USD", "pro_usd", "", "pro_late"): (4_950,),
+        (JUNE, "USD", "pro_usd", "api_call", "pro_late"): (0,),
+        (JUNE, "JPY", "metered_jpy", "api_call", "yen_co"): (617,),
+        (JUNE, "JPY", "metered_jpy", "api_call", "tokyo_co"): (20,),
+    }
+    mart = query("select to_char(service_month, 'YYYY-MM-DD HH24:MI:SS'), currency, plan_id,"
+                 " coalesce(event_name, ''), customer_id, sum(revenue_minor) from billing_marts.fct_revenue"
+                 " group by 1, 2, 3, 4, 5")
+    assert revenue == {tuple(row[:5]): (float(row[5]),) for row in mart}
+
+
+def test_payment_success_rates_are_the_payment_success_mart(mf):
+    payments = mf("payment_attempts,payment_success_rate,first_attempt_success_rate", "metric_time__month,currency")
+    # attempted at the close, in July: Usage Co's card succeeds, Pro Light's is declined, Pro Late has none
+    assert payments == {(JULY, "USD"): (3, pytest.approx(1 / 3), pytest.approx(1 / 3))}
+    mart = query("select to_char(attempt_month, 'YYYY-MM-DD HH24:MI:SS'), currency, count_attempts, success_rate,"
+                 " first_attempt_success_rate from billing_marts.fct_payment_success_monthly")
+    assert payments == {tuple(row[:2]): tuple(pytest.approx(float(value)) for value in row[2:]) for row in mart}
+
+
 def test_mrr_active_customers_and_churn_are_the_subscription_metrics_mart(mf):
     metrics = mf("mrr_minor,active_customers,churned_customers,logo_churn_rate", "metric_time__month,currency",
                  "--end-time", "2026-07-31")
