@@ -34,11 +34,15 @@ def metricflow_configuration() -> Any:
 
 def run_mf(arguments: Sequence[str], configuration: Any = None) -> int:
     """Run `mf ARGUMENTS` (query, list metrics, validate-configs, ...); returns its exit code."""
+    import click
     from dbt_metricflow.cli.main import cli
 
     try:
         cli.main(list(arguments), prog_name="billing mf", obj=configuration or metricflow_configuration(),
                  standalone_mode=False)
-    except SystemExit as exit_:
+    except click.ClickException as error:  # a bad option or argument, as mf itself would report it
+        error.show()
+        return error.exit_code
+    except SystemExit as exit_:  # mf exits 1 on a failed query or validation
         return int(exit_.code or 0)
     return 0
