@@ -20,10 +20,15 @@ catalog_app = typer.Typer(help="The catalog: meters, plans, customers, subscript
 load_app = typer.Typer(help="Load raw data into the warehouse.", no_args_is_help=True)
 warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
 invoices_app = typer.Typer(help="Issued invoices: list, show, void.", no_args_is_help=True)
+analyst_app = typer.Typer(
+    help="Read-only logins for analysts and BI tools: they read the marts in billing_marts and nothing else.",
+    no_args_is_help=True,
+)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(load_app, name="load")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(analyst_app, name="analyst")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(quality_app, name="quality")
 
@@ -297,6 +302,50 @@ def usage(customer_id: str) -> None:
             _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]),
         )
     console.print(table)
+
+
+@analyst_app.command("add")
+def analyst_add(
+    name: str = typer.Argument(..., help="The login's name: lower-case letters, digits and _."),
+    rotate: bool = typer.Option(False, "--rotate", help="The login exists: give it a new password."),
+) -> None:
+    """Create a login in the read-only role billing_analyst with a generated password; print its URL.
+
+    \b
+    Pass the URL as it is to the client:
+      psql 'postgresql://NAME:PASSWORD@HOST:PORT/billing'
+      Metabase, Superset: a PostgreSQL database with this URL (Superset's SQLAlchemy URI:
+      postgresql+psycopg2://NAME:PASSWORD@HOST:PORT/billing), or its host, port, database,
+      user and password in the form.
+    The password is shown once; --rotate issues a new one. The embedded warehouse picks its port
+    each time it starts: `billing warehouse url` shows the current one.
+    """
+    from billing.analysts import AnalystError, add_analyst
+
+    try:
+        url = add_analyst(name, rotate=rotate)
+    except AnalystError as error:
+        fail(str(error))
+    console.print(f"analyst {name} is ready; its URL (the password is shown only here):", highlight=False)
+    print(url)
+
+
+@app.command()
+def dashboard(
+    port: int = typer.Option(8501, "--port", help="Serve on 127.0.0.1:PORT."),
+) -> None:
+    """Serve the web dashboard (Revenue, Receivables, Customer, Data quality) until interrupted.
+
+    It reads the marts as its own analyst login, billing_dashboard, created on first start (its
+    password kept in BILLING_HOME/dashboard).
+    """
+    from billing.analysts import AnalystError
+    from billing.dashboard import serve
+
+    try:
+        serve(port)
+    except AnalystError as error:
+        fail(str(error))
 
 
 @warehouse_app.command("url")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing.analysts import grant_analyst_role
 from billing.contracts import contracts
 from billing.settings import PROJECT_ROOT
 from billing.warehouse import connect
@@ -29,7 +30,7 @@ create or replace trigger usage_events_rewritten
 
 
 def init_warehouse() -> None:
-    """Create schemas `raw` and `billing` and their tables in one transaction."""
+    """Create schemas `raw` and `billing` and their tables, and the analyst role, in one transaction."""
     with connect() as connection:
         # NOTE: serialises concurrent `billing init` runs; `create ... if not exists` alone races.
         connection.execute("select pg_advisory_xact_lock(hashtext('billing init'))")
@@ -42,3 +43,4 @@ def init_warehouse() -> None:
                 connection.execute(statement)
         connection.execute(RAW_EVENT_REWRITES_SQL)
         connection.execute(BILLING_SCHEMA_SQL.read_text())
+        grant_analyst_role(connection)

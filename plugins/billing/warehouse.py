@@ -34,6 +34,14 @@ DATABASE = "billing"
 SERVER_LINK = "server"
 SERVER_DIR_PREFIX = "warehouse-billing-"
 STATE_ROOT = Path("/var/lib/warehouse-billing")
+# Who may connect, and how (written at each start). `postgres`, the project's own user, connects
+# without a password as before (the socket is in the data directory, which only the server's user
+# enters); every other role, the analysts' logins, must give its password.
+PG_HBA = """\
+local all      all                   trust
+host  all      postgres 127.0.0.1/32 trust
+host  all      all      127.0.0.1/32 scram-sha-256
+"""
 
 
 def warehouse_url() -> str:
@@ -132,6 +140,7 @@ def _start(home: Path) -> int:
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     if not (pgdata / "PG_VERSION").exists():
         _run(bin_dir, "initdb", ["-D", str(pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres"], user)
+    (pgdata / "pg_hba.conf").write_text(PG_HBA)
     port = _free_port()
     options = f"-h 127.0.0.1 -p {port} -k {pgdata}"
     _run(bin_dir, "pg_ctl", ["-D", str(pgdata), "-w", "-o", options, "-l", str(pgdata / "server.log"), "start"], user)

@@ -122,3 +122,17 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             BALANCES.format(grants="(select grant_id, amount from raw.credit_grants"
                                    " union all select grant_id, amount from billing.credit_grants)")
         ).fetchall() == balances
+
+
+def test_billing_init_gives_an_old_warehouse_the_analyst_role(old_warehouse: str) -> None:
+    """The old warehouse had no billing_marts grants; after init the role reads its marts, present and
+    future (a view dbt's user creates later), and still no billing table."""
+    _init(old_warehouse)
+    with psycopg.connect(old_warehouse, autocommit=True) as connection:
+        connection.execute("create view billing_marts.invoice_count as select count(*) from billing.invoices")
+        assert connection.execute(
+            "select has_schema_privilege('billing_analyst', 'billing_marts', 'usage'),"
+            " has_table_privilege('billing_analyst', 'billing_marts.invoice_count', 'select'),"
+            " has_table_privilege('billing_analyst', 'billing.invoices', 'select'),"
+            " has_table_privilege('billing_analyst', 'raw.webhook_endpoints', 'select')"
+        ).fetchone() == (True, True, False, False)
