@@ -2,8 +2,24 @@
 # Create .venv with Python 3.11 and install the project (with its test tools) into it.
 # Every package at the version in constraints.txt (scripts/lock.sh writes it). Re-running is cheap:
 # the install is skipped while pyproject.toml and constraints.txt are unchanged.
+# Also the Debian packages the tests drive: chromium and its driver (the dashboard test), installed
+# with apt-get as root when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+debian_packages=(chromium chromium-driver)
+missing=()
+for package in "${debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "warning: ${missing[*]} missing (the dashboard test needs them): apt-get install ${missing[*]} as root" >&2
+    fi
+fi
 
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"' \
