@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shlex
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +56,11 @@ def run_demo(console: Console) -> None:
             _report(console, receiver)
     finally:
         stop_embedded()
+    billing = Path(sys.executable).with_name("billing")
+    console.print(
+        f"[bold]The dashboard on this warehouse:[/] BILLING_HOME={shlex.quote(str(home))} {shlex.quote(str(billing))}"
+        " dashboard", highlight=False, soft_wrap=True,
+    )
 
 
 def _fresh_demo_home() -> Path:

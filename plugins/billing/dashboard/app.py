@@ -1,0 +1,13 @@
+"""The dashboard's Streamlit entry point (`billing dashboard` runs it): one page per question."""
+
+import streamlit as st
+
+from billing.dashboard import customer, data_quality
+
+st.set_page_config(page_title="Billing dashboard", layout="wide")
+st.navigation(
+    [
+        st.Page(customer.render, title="Customer", url_path="customer", default=True),
+        st.Page(data_quality.render, title="Data quality", url_path="data_quality"),
+    ]
+).run()

@@ -1,0 +1,237 @@
+"""The dashboard in a real browser: `billing demo`, then the command its last line prints (with a
+port), read by a headless Chromium the test starts (Debian's `chromium` and `chromium-driver`,
+which scripts/bootstrap.sh installs). Each page's figures are read off the rendered page and
+checked against the demo's worked examples; a screenshot of each page is saved."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import psycopg
+import pytest
+from conftest import run_cli
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+DASHBOARD_HINT = "The dashboard on this warehouse: "
+WAIT_SECONDS = 90
+
+
+@pytest.fixture(scope="module")
+def dashboard_command(billing_home: Path) -> list[str]:
+    """The demo warehouse under BILLING_HOME/demo, and the command the demo's output ends with."""
+    last_line = run_cli("demo").stdout.rstrip().splitlines()[-1]
+    assert last_line.startswith(DASHBOARD_HINT)
+    command = shlex.split(last_line.removeprefix(DASHBOARD_HINT))
+    assert command[0] == f"BILLING_HOME={billing_home / 'demo'}" and command[-1] == "dashboard"
+    return command
+
+
+@pytest.fixture(scope="module")
+def dashboard(dashboard_command: list[str], tmp_path_factory) -> str:
+    """`billing dashboard --port PORT` as the demo prints it, until the module ends; its base URL."""
+    variable, *command = dashboard_command
+    home = variable.removeprefix("BILLING_HOME=")
+    environment = {**os.environ, "BILLING_HOME": home}
+    port = _free_port()
+    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    with log.open("w") as output:
+        server = subprocess.Popen([*command, "--port", str(port)], env=environment, stdout=output, stderr=output)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, server, log)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        subprocess.run([command[0], "warehouse", "stop"], env=environment, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> WebDriver:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("chromium and chromium-driver are missing: scripts/bootstrap.sh installs them (as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # NOTE: --no-sandbox: Chromium's sandbox refuses to run as root, which the test suite may be.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2400"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(options=options, service=Service(driver))
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def test_the_customer_page_shows_acme_usage_of_every_period(dashboard, browser, screenshots) -> None:
+    open_page(browser, dashboard, "Customer", customer="acme")
+    wait_for_text(browser, "1,234,567")
+    # the demo's last close (2026-08-01 01:00Z) left every customer at the start of August
+    assert metrics(browser) == {
+        "Usage charges so far": "USD 0.00",
+        "Projected usage charges for the period": "USD 0.00",
+    }
+    current, history = tables(browser)
+    assert current == [
+        ["meter", "used", "included", "included left", "so far", "projected"],
+        ["API calls", "0", "0", "0", "USD 0.00", "USD 0.00"],
+        ["File uploads", "0", "0", "0", "USD 0.00", "USD 0.00"],
+    ]
+    # worked example (a): 1,234,567 API calls and 42 uploads in June (500 events sent), then July
+    assert history == [
+        ["period (UTC)", "meter", "aggregation", "quantity", "events", "closed"],
+        ["2026-07-01 → 2026-08-01", "api_call", "sum", "876,543", "400", "yes"],
+        ["2026-07-01 → 2026-08-01", "file_upload", "count", "17", "17", "yes"],
+        ["2026-06-01 → 2026-07-01", "api_call", "sum", "1,234,567", "500", "yes"],
+        ["2026-06-01 → 2026-07-01", "file_upload", "count", "42", "42", "yes"],
+    ]
+    assert len(charts(browser)) == 2  # one per meter
+    save(browser, screenshots, "customer_acme")
+
+
+def test_picking_another_customer_shows_its_usage(dashboard, browser, screenshots) -> None:
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="stSelectbox"] [role="combobox"]').click()
+    wait_for(browser, lambda: _option(browser, "initech")).click()
+    wait_for_text(browser, "12,345")
+    assert "customer=initech" in browser.current_url
+    current, history = tables(browser)
+    assert current[1] == ["API calls", "0", "10,000", "10,000", "USD 0.00", "USD 0.00"]
+    # Initech started on June 16th: a short first period, then 12,345 calls in July
+    assert history[1:] == [
+        ["2026-07-01 → 2026-08-01", "api_call", "sum", "12,345", "60", "yes"],
+        ["2026-06-16 → 2026-07-01", "api_call", "sum", "8,000", "40", "yes"],
+    ]
+    assert "API calls: 0 of 10,000 included units used" in main_text(browser)
+    save(browser, screenshots, "customer_initech")
+
+
+def test_the_data_quality_page_counts_rejects_and_duplicates(dashboard, browser, screenshots) -> None:
+    open_page(browser, dashboard, "Data quality")
+    wait_for_text(browser, "Conflicting duplicates")
+    # one bad event for each of the 9 reasons; 15 duplicates, one of which conflicts
+    assert metrics(browser) == {"Rejected events": "9", "Duplicates dropped": "15", "Conflicting duplicates": "1"}
+    reasons, conflicting = tables(browser)
+    assert reasons == [["reason", "events"]] + [[reason, "1"] for reason in sorted([
+        "future_timestamp", "invalid_action", "invalid_value", "missing_customer", "missing_reference",
+        "missing_timestamp", "no_active_subscription", "unknown_customer", "unknown_meter",
+    ])]
+    assert [row[:4] for row in conflicting[1:]] == [["acme-api_call-202606-00000", "acme", "api_call", "1490"]]
+    assert len(charts(browser)) == 1
+    save(browser, screenshots, "data_quality")
+
+
+def test_the_dashboard_reads_as_its_analyst_login(dashboard_command, dashboard, browser, screenshots) -> None:
+    """Without the role's grant on fct_meter_usage the page cannot read it: it reads as the analyst."""
+    home = dashboard_command[0].removeprefix("BILLING_HOME=")
+    assert (Path(home) / "dashboard" / "password").stat().st_mode & 0o077 == 0
+    superuser = subprocess.run(
+        [dashboard_command[1], "warehouse", "url"], env={**os.environ, "BILLING_HOME": home},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    with psycopg.connect(superuser, autocommit=True) as connection:
+        connection.execute("revoke select on billing_marts.fct_meter_usage from billing_analyst")
+        try:
+            # globex's usage has not been read yet (the pages cache what they read for a minute)
+            open_page(browser, dashboard, "Customer", customer="globex")
+            wait_for_text(browser, "permission denied for table fct_meter_usage")
+            save(browser, screenshots, "customer_without_the_grant")
+        finally:
+            connection.execute("grant select on billing_marts.fct_meter_usage to billing_analyst")
+
+
+# Reading the rendered page ------------------------------------------------------------------------
+
+
+def open_page(browser: WebDriver, base: str, title: str, **params: str) -> None:
+    """Open the dashboard, click `title` in the sidebar, then set the page's query parameters."""
+    browser.get(base)
+    wait_for(browser, lambda: _nav_link(browser, title)).click()
+    wait_for(browser, lambda: browser.find_elements(By.XPATH, f"//h1[normalize-space()='{title}']"))
+    if params:
+        browser.get(browser.current_url.split("?")[0] + "?" + urlencode(params))
+
+
+def wait_for_text(browser: WebDriver, text: str) -> None:
+    """Until `text` is on the page and Streamlit has finished running the page's script."""
+    wait_for(browser, lambda: text in main_text(browser) and not browser.find_elements(
+        By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
+
+
+def metrics(browser: WebDriver) -> dict[str, str]:
+    return {
+        metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text:
+            metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+        for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+    }
+
+
+def tables(browser: WebDriver) -> list[list[list[str]]]:
+    """Every st.table on the page, each as rows of cell texts, the header first."""
+    return [
+        [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")] for row in table.find_elements(
+            By.CSS_SELECTOR, "tr")]
+        for table in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"] table')
+    ]
+
+
+def charts(browser: WebDriver) -> list:
+    """The rendered Vega-Lite charts (each draws into a canvas or an SVG)."""
+    return [chart for chart in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')
+            if chart.find_elements(By.CSS_SELECTOR, "canvas, svg")]
+
+
+def main_text(browser: WebDriver) -> str:
+    return browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+
+def save(browser: WebDriver, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+
+
+def wait_for(browser: WebDriver, condition):
+    return WebDriverWait(browser, WAIT_SECONDS).until(lambda _: condition())
+
+
+def _nav_link(browser: WebDriver, title: str):
+    links = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
+    return next((link for link in links if link.text == title), None)
+
+
+def _option(browser: WebDriver, text: str):
+    return next((option for option in browser.find_elements(By.CSS_SELECTOR, '[role="option"]')
+                 if option.text == text), None)
+
+
+def _wait_until_healthy(base: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"billing dashboard exited {server.returncode}:\n{log.read_text()}"
+        try:
+            if httpx.get(f"{base}/_stcore/health", timeout=2).text == "ok":
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"billing dashboard did not answer in {WAIT_SECONDS} s:\n{log.read_text()}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
