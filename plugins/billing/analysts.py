@@ -32,6 +32,9 @@ begin
     if not exists (select from pg_roles where rolname = '{ANALYST_ROLE}') then
         create role {ANALYST_ROLE} nologin;
     end if;
+exception when insufficient_privilege then
+    raise exception 'billing init cannot create the role {ANALYST_ROLE}: give its user CREATEROLE,'
+        ' or have an administrator run: create role {ANALYST_ROLE} nologin';
 end
 $$;
 create schema if not exists {MARTS_SCHEMA};
@@ -48,7 +51,8 @@ class AnalystError(Exception):
 def grant_analyst_role(connection: psycopg.Connection) -> None:
     """Create the analyst role if missing and grant it the marts, present and future (in init's transaction).
 
-    NOTE: creating the role needs CREATEROLE; a DBA may create `billing_analyst` beforehand instead.
+    Creating the role needs CREATEROLE; without it, init fails saying so (an administrator may
+    create the role beforehand instead).
     """
     connection.execute(GRANTS_SQL)
 
