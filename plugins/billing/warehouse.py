@@ -34,9 +34,10 @@ DATABASE = "billing"
 SERVER_LINK = "server"
 SERVER_DIR_PREFIX = "warehouse-billing-"
 STATE_ROOT = Path("/var/lib/warehouse-billing")
-# Who may connect, and how (written at each start). `postgres`, the project's own user, connects
-# without a password as before (the socket is in the data directory, which only the server's user
-# enters); every other role, the analysts' logins, must give its password.
+# Who may connect, and how (written at each start, and into a running server's data that lacks it).
+# `postgres`, the project's own user, connects without a password as before (the socket is in the
+# data directory, which only the server's user enters); every other role, the analysts' logins,
+# must give its password.
 PG_HBA = """\
 local all      all                   trust
 host  all      postgres 127.0.0.1/32 trust
@@ -82,8 +83,12 @@ def stop_embedded() -> bool:
 
 def _embedded_url() -> str:
     home = _home()
-    port = _running_port(_server_dir(home) / "postgres") or _start(home)
-    _ensure_database(port)
+    pgdata = _server_dir(home) / "postgres"
+    port = _running_port(pgdata)
+    # NOTE: a server an earlier release started lets every role in without a password until reloaded.
+    reload = port is not None and _write_pg_hba(pgdata)
+    port = port or _start(home)
+    _ensure_database(port, reload=reload)
     return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
 
 
@@ -140,7 +145,7 @@ def _start(home: Path) -> int:
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     if not (pgdata / "PG_VERSION").exists():
         _run(bin_dir, "initdb", ["-D", str(pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres"], user)
-    (pgdata / "pg_hba.conf").write_text(PG_HBA)
+    _write_pg_hba(pgdata)
     port = _free_port()
     options = f"-h 127.0.0.1 -p {port} -k {pgdata}"
     _run(bin_dir, "pg_ctl", ["-D", str(pgdata), "-w", "-o", options, "-l", str(pgdata / "server.log"), "start"], user)
@@ -271,8 +276,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _ensure_database(port: int) -> None:
+def _write_pg_hba(pgdata: Path) -> bool:
+    """Write PG_HBA as the server's pg_hba.conf; whether it changed anything."""
+    path = pgdata / "pg_hba.conf"
+    if path.exists() and path.read_text() == PG_HBA:
+        return False
+    path.write_text(PG_HBA)
+    return True
+
+
+def _ensure_database(port: int, *, reload: bool = False) -> None:
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as connection:
+        if reload:
+            connection.execute("select pg_reload_conf()")
         exists = connection.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
         if not exists:
             connection.execute(f"create database {DATABASE}")

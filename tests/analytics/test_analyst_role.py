@@ -8,9 +8,13 @@ them; it reads no raw, staging, intermediate or billing table and writes nothing
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import psycopg
 import pytest
-from billing.warehouse import connect
+from billing.warehouse import connect, warehouse_url
 from conftest import query, reset_warehouse, run_cli
 from psycopg import errors, sql
 from spine.catalogs import TWICE
@@ -143,6 +147,43 @@ def test_only_the_right_password_logs_in(analyst: str) -> None:
     wrong = analyst.replace("@", "x@", 1)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong).close()
+
+
+def test_a_server_an_earlier_release_started_asks_for_passwords_once_the_warehouse_is_used(
+    warehouse: str, analyst: str,
+) -> None:
+    """The embedded server keeps running between commands: its old rules let any role in unasked."""
+    if os.environ.get("BILLING_WAREHOUSE_URL"):
+        pytest.skip("the operator's PostgreSQL has its own pg_hba.conf")
+    home = Path(os.environ["BILLING_HOME"])
+    pg_hba = (home / "server" if (home / "server").exists() else home) / "postgres" / "pg_hba.conf"
+    pg_hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    with psycopg.connect(warehouse) as connection:
+        connection.execute("select pg_reload_conf()")
+    wrong = analyst.replace("@", "x@", 1)
+    assert _eventually(lambda: _logs_in(wrong))
+
+    warehouse_url()
+    assert _eventually(lambda: not _logs_in(wrong))
+    assert _logs_in(analyst)
+
+
+def _logs_in(url: str) -> bool:
+    try:
+        psycopg.connect(url).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def _eventually(condition) -> bool:
+    """A reload is asynchronous: the server applies it moments after the call."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_the_grants_survive_a_rebuild_that_replaces_every_mart(analyst: str) -> None:
