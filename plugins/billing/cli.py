@@ -312,13 +312,11 @@ def analyst_add(
     """Create a login in the read-only role billing_analyst with a generated password; print its URL.
 
     \b
-    Pass the URL as it is to the client:
-      psql 'postgresql://NAME:PASSWORD@HOST:PORT/billing'
-      Metabase, Superset: a PostgreSQL database with this URL (Superset's SQLAlchemy URI:
-      postgresql+psycopg2://NAME:PASSWORD@HOST:PORT/billing), or its host, port, database,
-      user and password in the form.
-    The password is shown once; --rotate issues a new one. The embedded warehouse picks its port
-    each time it starts: `billing warehouse url` shows the current one.
+    The password is shown once (--rotate issues a new one). Give the URL to:
+      psql:      psql 'postgresql://NAME:PASSWORD@HOST:PORT/billing'
+      Metabase:  a PostgreSQL database: its host, port, database, user, password
+      Superset:  postgresql+psycopg2://NAME:PASSWORD@HOST:PORT/billing
+    The embedded warehouse picks its port when it starts: `billing warehouse url`.
     """
     from billing.analysts import AnalystError, add_analyst
 
@@ -336,8 +334,8 @@ def dashboard(
 ) -> None:
     """Serve the web dashboard (Revenue, Receivables, Customer, Data quality) until interrupted.
 
-    It reads the marts as its own analyst login, billing_dashboard, created on first start (its
-    password kept in BILLING_HOME/dashboard).
+    It reads the marts as its own analyst login, billing_dashboard.
+    The login is made on first start; its password is kept in BILLING_HOME/dashboard.
     """
     from billing.analysts import AnalystError
     from billing.dashboard import serve

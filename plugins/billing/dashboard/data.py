@@ -41,3 +41,10 @@ def number(value) -> str:
         return ""
     value = Decimal(value).normalize()
     return f"{value:,f}" if value != value.to_integral() else f"{value:,.0f}"
+
+
+def percent(fraction) -> str:
+    """0.25 → '25.0 %'; blank when there is no rate (nothing to divide by)."""
+    if fraction is None or pd.isna(fraction):
+        return "–"
+    return f"{float(fraction) * 100:.1f} %"
