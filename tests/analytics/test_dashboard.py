@@ -92,51 +92,63 @@ def test_the_customer_page_shows_acme_usage_of_every_period(dashboard, browser, 
         ["API calls", "0", "0", "0", "USD 0.00", "USD 0.00"],
         ["File uploads", "0", "0", "0", "USD 0.00", "USD 0.00"],
     ]
-    # worked example (a): 1,234,567 API calls and 42 uploads in June (500 events sent), then July
+    # worked example (a): 1,234,567 API calls at 0.001 and 42 uploads at 0.10 = USD 1,238.77
     assert history == [
-        ["period (UTC)", "meter", "aggregation", "quantity", "events", "closed"],
-        ["2026-07-01 → 2026-08-01", "api_call", "sum", "876,543", "400", "yes"],
-        ["2026-07-01 → 2026-08-01", "file_upload", "count", "17", "17", "yes"],
-        ["2026-06-01 → 2026-07-01", "api_call", "sum", "1,234,567", "500", "yes"],
-        ["2026-06-01 → 2026-07-01", "file_upload", "count", "42", "42", "yes"],
+        ["period (UTC)", "meter", "aggregation", "quantity", "events", "closed", "invoice", "billed"],
+        ["2026-07-01 → 2026-08-01", "api_call", "sum", "876,543", "400", "yes", "INV-000006", "USD 876.54"],
+        ["2026-07-01 → 2026-08-01", "file_upload", "count", "17", "17", "yes", "INV-000006", "USD 1.70"],
+        ["2026-06-01 → 2026-07-01", "api_call", "sum", "1,234,567", "500", "yes", "INV-000002", "USD 1,234.57"],
+        ["2026-06-01 → 2026-07-01", "file_upload", "count", "42", "42", "yes", "INV-000002", "USD 4.20"],
     ]
     assert len(charts(browser)) == 2  # one per meter
     save(browser, screenshots, "customer_acme")
 
 
 def test_picking_another_customer_shows_its_usage(dashboard, browser, screenshots) -> None:
-    browser.find_element(By.CSS_SELECTOR, '[data-testid="stSelectbox"] [role="combobox"]').click()
-    wait_for(browser, lambda: _option(browser, "initech")).click()
+    pick(browser, "initech")
     wait_for_text(browser, "12,345")
     assert "customer=initech" in browser.current_url
     current, history = tables(browser)
     assert current[1] == ["API calls", "0", "10,000", "10,000", "USD 0.00", "USD 0.00"]
-    # Initech started on June 16th: a short first period, then 12,345 calls in July
-    assert history[1:] == [
-        ["2026-07-01 → 2026-08-01", "api_call", "sum", "12,345", "60", "yes"],
-        ["2026-06-16 → 2026-07-01", "api_call", "sum", "8,000", "40", "yes"],
-    ]
     assert "API calls: 0 of 10,000 included units used" in main_text(browser)
+    # Initech started on June 16th; 12,345 calls in July, 2,345 over the 10,000 included at 0.01
+    assert [row[:5] + row[6:] for row in history[1:]] == [
+        ["2026-07-01 → 2026-08-01", "api_call", "sum", "12,345", "60", "INV-000008", "USD 23.45"],
+        ["2026-06-16 → 2026-07-01", "api_call", "sum", "8,000", "40", "INV-000004", "USD 0.00"],
+    ]
     save(browser, screenshots, "customer_initech")
 
 
-def test_the_data_quality_page_counts_rejects_and_duplicates(dashboard, browser, screenshots) -> None:
+def test_the_data_quality_page_shows_rejects_duplicates_gates_and_webhooks(dashboard, browser, screenshots) -> None:
     open_page(browser, dashboard, "Data quality")
-    wait_for_text(browser, "Conflicting duplicates")
-    # one bad event for each of the 9 reasons; 15 duplicates, one of which conflicts
-    assert metrics(browser) == {"Rejected events": "9", "Duplicates dropped": "15", "Conflicting duplicates": "1"}
-    reasons, conflicting = tables(browser)
+    wait_for_text(browser, "Webhook health")
+    # one bad event for each of the 9 reasons; 15 duplicates, one of which conflicts; no gate failed
+    found = metrics(browser)
+    assert {name: found[name] for name in ["Rejected events", "Duplicates dropped", "Conflicting duplicates",
+                                           "Checks acknowledged", "Checks failed"]} == {
+        "Rejected events": "9", "Duplicates dropped": "15", "Conflicting duplicates": "1",
+        "Checks acknowledged": "0", "Checks failed": "0",
+    }
+    reasons, conflicting, gates, webhooks = tables(browser)
     assert reasons == [["reason", "events"]] + [[reason, "1"] for reason in sorted([
         "future_timestamp", "invalid_action", "invalid_value", "missing_customer", "missing_reference",
         "missing_timestamp", "no_active_subscription", "unknown_customer", "unknown_meter",
     ])]
     assert [row[:4] for row in conflicting[1:]] == [["acme-api_call-202606-00000", "acme", "api_call", "1490"]]
-    assert len(charts(browser)) == 1
+    # two closes, each through the four gates, newest first
+    assert [(row[0], row[1], row[-1]) for row in gates[1:]] == [
+        (f"as_of=2026-{month}-01T01:00:00+00:00", gate, "0") for month in ("08", "07")
+        for gate in ("ledger", "draft_invoices", "closing_events", "raw_contracts")
+    ]
+    # the 14 webhooks the demo's receiver accepted, each on its first attempt
+    assert [row[:8] for row in webhooks[1:]] == [["demo_receiver", webhooks[1][1], "yes", "14", "14", "0", "0",
+                                                  "100.0 %"]]
+    assert len(charts(browser)) == 2
     save(browser, screenshots, "data_quality")
 
 
 def test_the_dashboard_reads_as_its_analyst_login(dashboard_command, dashboard, browser, screenshots) -> None:
-    """Without the role's grant on fct_meter_usage the page cannot read it: it reads as the analyst."""
+    """Without the role's grant on fct_usage_history the page cannot read it: it reads as the analyst."""
     home = dashboard_command[0].removeprefix("BILLING_HOME=")
     assert (Path(home) / "dashboard" / "password").stat().st_mode & 0o077 == 0
     superuser = subprocess.run(
@@ -144,14 +156,14 @@ def test_the_dashboard_reads_as_its_analyst_login(dashboard_command, dashboard, 
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     with psycopg.connect(superuser, autocommit=True) as connection:
-        connection.execute("revoke select on billing_marts.fct_meter_usage from billing_analyst")
+        connection.execute("revoke select on billing_marts.fct_usage_history from billing_analyst")
         try:
             # globex's usage has not been read yet (the pages cache what they read for a minute)
             open_page(browser, dashboard, "Customer", customer="globex")
-            wait_for_text(browser, "permission denied for table fct_meter_usage")
+            wait_for_text(browser, "permission denied for view fct_usage_history")
             save(browser, screenshots, "customer_without_the_grant")
         finally:
-            connection.execute("grant select on billing_marts.fct_meter_usage to billing_analyst")
+            connection.execute("grant select on billing_marts.fct_usage_history to billing_analyst")
 
 
 # Reading the rendered page ------------------------------------------------------------------------
@@ -164,6 +176,12 @@ def open_page(browser: WebDriver, base: str, title: str, **params: str) -> None:
     wait_for(browser, lambda: browser.find_elements(By.XPATH, f"//h1[normalize-space()='{title}']"))
     if params:
         browser.get(browser.current_url.split("?")[0] + "?" + urlencode(params))
+
+
+def pick(browser: WebDriver, option: str) -> None:
+    """Choose `option` in the page's select box, as a user does: open it, click the option."""
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="stSelectbox"] [role="combobox"]').click()
+    wait_for(browser, lambda: _option(browser, option)).click()
 
 
 def wait_for_text(browser: WebDriver, text: str) -> None:

@@ -1,5 +1,6 @@
 """Customer: what a SaaS shows its own customer. The current period's usage per meter against its
-included units and the projected amount, then the usage of every period."""
+included units and the projected amount, and the usage of every period with what its invoice
+billed."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import streamlit as st
 
 from billing.dashboard.data import frame, money, number
 
-CUSTOMERS = "select distinct customer_id from billing_marts.fct_meter_usage order by customer_id"
+CUSTOMERS = "select distinct customer_id from billing_marts.fct_usage_history order by customer_id"
 CURRENT_PERIOD = """
 select * from billing_marts.customer_usage_current_period
 where customer_id = %s
 order by subscription_id, event_name
 """
 USAGE_HISTORY = """
-select period_start, period_end, event_name, aggregation, quantity, count_events, is_closed
-from billing_marts.fct_meter_usage
+select period_start, period_end, event_name, aggregation, quantity, count_events, is_closed,
+    invoice_number, currency, billed_quantity, billed_amount_minor
+from billing_marts.fct_usage_history
 where customer_id = %s
 order by period_start desc, event_name
 """
@@ -26,7 +28,7 @@ def render() -> None:
     st.title("Customer")
     customers = frame(CUSTOMERS)["customer_id"].tolist()
     if not customers:
-        st.info("No usage yet: billing_marts.fct_meter_usage is empty.")
+        st.info("No usage yet: billing_marts.fct_usage_history is empty.")
         return
     customer = st.selectbox("Customer", customers, key="customer", bind="query-params")
     _current_period(customer)
@@ -70,7 +72,8 @@ def _current_period(customer: str) -> None:
 def _usage_history(customer: str) -> None:
     usage = frame(USAGE_HISTORY, customer)
     st.header("Usage by period")
-    st.caption("Every meter the customer sent, charged or not (billing_marts.fct_meter_usage).")
+    st.caption("Every meter the customer sent, charged or not, and what the period's invoice billed"
+               " (billing_marts.fct_usage_history).")
     meters = st.columns(max(usage["event_name"].nunique(), 1))
     for column, (meter, periods) in zip(meters, usage.groupby("event_name"), strict=False):
         column.subheader(meter)
@@ -88,6 +91,14 @@ def _usage_history(customer: str) -> None:
             "quantity": usage["quantity"].map(number),
             "events": usage["count_events"].map(number),
             "closed": usage["is_closed"].map({True: "yes", False: "no"}),
+            "invoice": usage["invoice_number"].fillna(""),
+            "billed": [_billed(amount, currency) for amount, currency in
+                       zip(usage["billed_amount_minor"], usage["currency"], strict=True)],
         }),
         hide_index=True,
     )
+
+
+def _billed(amount_minor, currency) -> str:
+    """The invoice line's amount; blank when not invoiced yet or the plan does not charge the meter."""
+    return "" if amount_minor is None or pd.isna(amount_minor) else money(amount_minor, currency)

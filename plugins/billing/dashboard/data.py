@@ -25,8 +25,11 @@ def frame(query: str, *params) -> pd.DataFrame:
         return pd.DataFrame(cursor.fetchall(), columns=[column.name for column in cursor.description])
 
 
-def money(amount_minor: int, currency: str) -> str:
-    """'USD 1,238.77': the display of every amount on the pages."""
+def money(amount_minor: int | None, currency: str) -> str:
+    """'USD 1,238.77': the display of every amount on the pages; a dash for none (an ARPA without
+    customers)."""
+    if amount_minor is None or pd.isna(amount_minor):
+        return "–"
     return format_minor(int(amount_minor), currency)
 
 
@@ -35,11 +38,13 @@ def major(amount_minor: int, currency: str) -> float:
     return float(Decimal(int(amount_minor)).scaleb(-minor_units()[currency]))
 
 
-def number(value) -> str:
-    """A quantity as written: 12,000 or 0.5, without trailing zeros; blank for none."""
+def number(value, places: int | None = None) -> str:
+    """A quantity as written: 12,000 or 0.5, without trailing zeros (or rounded to `places`); blank
+    for none."""
     if value is None or pd.isna(value):
         return ""
-    value = Decimal(value).normalize()
+    value = Decimal(value) if places is None else round(Decimal(value), places)
+    value = value.normalize()
     return f"{value:,f}" if value != value.to_integral() else f"{value:,.0f}"
 
 
@@ -48,3 +53,8 @@ def percent(fraction) -> str:
     if fraction is None or pd.isna(fraction):
         return "–"
     return f"{float(fraction) * 100:.1f} %"
+
+
+def month(day) -> str:
+    """'2026-06' for the first day of a month (a service month, an MRR month)."""
+    return f"{day:%Y-%m}"
