@@ -78,7 +78,70 @@ def screenshots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def test_the_customer_page_shows_acme_usage_of_every_period(dashboard, browser, screenshots) -> None:
+def test_the_revenue_page_shows_mrr_and_revenue_by_month_plan_meter_and_customer(dashboard, browser, screenshots):
+    open_page(browser, dashboard, "Revenue")
+    wait_for_text(browser, "Top customers")
+    bridge, by_month, by_plan, by_meter, by_customer = tables(browser)
+    # MRR (SPEC §11): June = Acme's usage 1,238.77 + Globex 99 + 150 + Initech's base fee 99 (a full
+    # month's: the subscription is in force at the month's end) + its usage 0.00; July: Acme 878.24
+    # (contraction 360.53), Globex 99.00 (contraction 150.00), Initech 99 + 23.45 (expansion)
+    assert bridge[:3] == [
+        ["month", "opening", "new", "reactivation", "expansion", "contraction", "churn", "closing"],
+        ["2026-06", "USD 0.00", "USD 1,586.77", "USD 0.00", "USD 0.00", "USD 0.00", "USD 0.00", "USD 1,586.77"],
+        ["2026-07", "USD 1,586.77", "USD 0.00", "USD 0.00", "USD 23.45", "USD 510.53", "USD 0.00", "USD 1,099.69"],
+    ]
+    # the issued invoices by service month: June 1,238.77 + 249.00 + 49.50, July 878.24 + 99.00 + 122.45
+    assert by_month == [["service month", "revenue"], ["2026-06", "USD 1,537.27"], ["2026-07", "USD 1,099.69"]]
+    assert by_plan == [["plan", "revenue"], ["usage_usd", "USD 2,117.01"], ["pro_usd", "USD 519.95"]]
+    assert by_meter == [["meter", "revenue"], ["api_call", "USD 2,284.56"], ["(base fee, adjustments)", "USD 346.50"],
+                        ["file_upload", "USD 5.90"]]
+    assert by_customer == [["customer", "revenue"], ["Acme Corp", "USD 2,117.01"], ["Globex", "USD 348.00"],
+                           ["Initech", "USD 171.95"]]
+    assert {label.split(",")[0] for label in metrics(browser)} == {"MRR", "Customers", "ARPA", "Logo churn"}
+    assert len(charts(browser)) == 5
+    save(browser, screenshots, "revenue_usd")
+
+    pick(browser, "JPY")
+    wait_for_text(browser, "Umbrella KK")
+    assert "currency=JPY" in browser.current_url
+    # Umbrella's months are Tokyo's: its period from 2026-05-31 15:00Z is June
+    assert tables(browser)[1] == [["service month", "revenue"], ["2026-06", "JPY 617"], ["2026-07", "JPY 618"]]
+    save(browser, screenshots, "revenue_jpy")
+
+
+def test_the_receivables_page_shows_what_is_owed_the_dunning_queue_and_payment_success(
+    dashboard, browser, screenshots,
+):
+    open_page(browser, dashboard, "Receivables")
+    wait_for_text(browser, "Payment success")
+    # open: Globex 249.00 and 99.00; payment_failed: Initech 49.50 and 122.45, Umbrella JPY 617 and 618
+    assert metrics(browser) == {"Owed in JPY": "JPY 1,235", "Owed in USD": "USD 519.95", "Invoices in dunning": "4"}
+    aging_jpy, aging_usd, dunning, success = tables(browser)
+    assert [row[0] for row in aging_usd] == ["bucket", "current", "1-30", "31-60", "61-90", "91+", "written_off"]
+    assert sum(int(row[1]) for row in aging_usd[1:]) == 4 and sum(int(row[1]) for row in aging_jpy[1:]) == 2
+    # each failed charge (at the close's logical time) is retried from the next day, given up 72 h later
+    assert [row[:4] + row[5:] for row in dunning[1:]] == [
+        ["INV-000001", "Umbrella KK", "payment_failed", "JPY 617", "1", "2", "card_declined", "2026-07-02 00:00",
+         "2026-07-04 01:00"],
+        ["INV-000004", "Initech", "payment_failed", "USD 49.50", "1", "2", "card_declined", "2026-07-02 00:00",
+         "2026-07-04 01:00"],
+        ["INV-000005", "Umbrella KK", "payment_failed", "JPY 618", "1", "2", "card_declined", "2026-08-02 00:00",
+         "2026-08-04 01:00"],
+        ["INV-000008", "Initech", "payment_failed", "USD 122.45", "1", "2", "card_declined", "2026-08-02 00:00",
+         "2026-08-04 01:00"],
+    ]
+    # each close charges Acme (paid), Initech (declined) and Umbrella (declined once, not retried here)
+    assert success[1:] == [
+        ["2026-07", "JPY", "1", "0", "1", "0.0 %", "0.0 %"],
+        ["2026-07", "USD", "2", "1", "1", "50.0 %", "50.0 %"],
+        ["2026-08", "JPY", "1", "0", "1", "0.0 %", "0.0 %"],
+        ["2026-08", "USD", "2", "1", "1", "50.0 %", "50.0 %"],
+    ]
+    assert len(charts(browser)) == 3
+    save(browser, screenshots, "receivables")
+
+
+def test_the_customer_page_shows_acme_invoices_and_usage_of_every_period(dashboard, browser, screenshots) -> None:
     open_page(browser, dashboard, "Customer", customer="acme")
     wait_for_text(browser, "1,234,567")
     # the demo's last close (2026-08-01 01:00Z) left every customer at the start of August
@@ -86,13 +149,18 @@ def test_the_customer_page_shows_acme_usage_of_every_period(dashboard, browser, 
         "Usage charges so far": "USD 0.00",
         "Projected usage charges for the period": "USD 0.00",
     }
-    current, history = tables(browser)
+    current, invoices, history = tables(browser)
     assert current == [
         ["meter", "used", "included", "included left", "so far", "projected"],
         ["API calls", "0", "0", "0", "USD 0.00", "USD 0.00"],
         ["File uploads", "0", "0", "0", "USD 0.00", "USD 0.00"],
     ]
     # worked example (a): 1,234,567 API calls at 0.001 and 42 uploads at 0.10 = USD 1,238.77
+    assert [row[:5] + row[7:] for row in invoices] == [
+        ["invoice", "service month", "period (UTC)", "total", "status", "still owed", "days past due"],
+        ["INV-000006", "2026-07", "2026-07-01 00:00 → 2026-08-01 00:00", "USD 878.24", "paid", "USD 0.00", "0"],
+        ["INV-000002", "2026-06", "2026-06-01 00:00 → 2026-07-01 00:00", "USD 1,238.77", "paid", "USD 0.00", "0"],
+    ]
     assert history == [
         ["period (UTC)", "meter", "aggregation", "quantity", "events", "closed", "invoice", "billed"],
         ["2026-07-01 → 2026-08-01", "api_call", "sum", "876,543", "400", "yes", "INV-000006", "USD 876.54"],
@@ -108,10 +176,11 @@ def test_picking_another_customer_shows_its_usage(dashboard, browser, screenshot
     pick(browser, "initech")
     wait_for_text(browser, "12,345")
     assert "customer=initech" in browser.current_url
-    current, history = tables(browser)
+    current, invoices, history = tables(browser)
     assert current[1] == ["API calls", "0", "10,000", "10,000", "USD 0.00", "USD 0.00"]
     assert "API calls: 0 of 10,000 included units used" in main_text(browser)
-    # Initech started on June 16th; 12,345 calls in July, 2,345 over the 10,000 included at 0.01
+    # Initech started on June 16th: a prorated base fee, then 12,345 calls in July, 2,345 over the 10,000
+    assert [row[0] + " " + row[3] for row in invoices[1:]] == ["INV-000008 USD 122.45", "INV-000004 USD 49.50"]
     assert [row[:5] + row[6:] for row in history[1:]] == [
         ["2026-07-01 → 2026-08-01", "api_call", "sum", "12,345", "60", "INV-000008", "USD 23.45"],
         ["2026-06-16 → 2026-07-01", "api_call", "sum", "8,000", "40", "INV-000004", "USD 0.00"],

@@ -2,12 +2,14 @@
 
 import streamlit as st
 
-from billing.dashboard import customer, data_quality
+from billing.dashboard import customer, data_quality, receivables, revenue
 
 st.set_page_config(page_title="Billing dashboard", layout="wide")
 st.navigation(
     [
-        st.Page(customer.render, title="Customer", url_path="customer", default=True),
+        st.Page(revenue.render, title="Revenue", url_path="revenue", default=True),
+        st.Page(receivables.render, title="Receivables", url_path="receivables"),
+        st.Page(customer.render, title="Customer", url_path="customer"),
         st.Page(data_quality.render, title="Data quality", url_path="data_quality"),
     ]
 ).run()

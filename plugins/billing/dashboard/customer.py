@@ -1,19 +1,31 @@
 """Customer: what a SaaS shows its own customer. The current period's usage per meter against its
-included units and the projected amount, and the usage of every period with what its invoice
-billed."""
+included units and the projected amount, its invoices, and the usage of every period with what
+its invoice billed."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from billing.dashboard.data import frame, money, number
+from billing.dashboard.data import frame, money, month, number
 
-CUSTOMERS = "select distinct customer_id from billing_marts.fct_usage_history order by customer_id"
+CUSTOMERS = """
+select customer_id from billing_marts.fct_usage_history
+union
+select customer_id from billing_marts.fct_invoices
+order by customer_id
+"""
 CURRENT_PERIOD = """
 select * from billing_marts.customer_usage_current_period
 where customer_id = %s
 order by subscription_id, event_name
+"""
+INVOICES = """
+select invoice_number, service_month, period_start, period_end, currency, total_minor, status,
+    invoice_date, due_at, paid_at, amount_remaining_minor, days_past_due
+from billing_marts.fct_invoices
+where customer_id = %s
+order by issued_at desc, invoice_number desc
 """
 USAGE_HISTORY = """
 select period_start, period_end, event_name, aggregation, quantity, count_events, is_closed,
@@ -28,10 +40,11 @@ def render() -> None:
     st.title("Customer")
     customers = frame(CUSTOMERS)["customer_id"].tolist()
     if not customers:
-        st.info("No usage yet: billing_marts.fct_usage_history is empty.")
+        st.info("No usage and no invoice yet.")
         return
     customer = st.selectbox("Customer", customers, key="customer", bind="query-params")
     _current_period(customer)
+    _invoices(customer)
     _usage_history(customer)
 
 
@@ -67,6 +80,32 @@ def _current_period(customer: str) -> None:
             used = min(float(charge.quantity / charge.included_units), 1.0)
             st.progress(used, text=f"{charge.display_name}: {number(charge.quantity)} of"
                                    f" {number(charge.included_units)} included units used")
+
+
+def _invoices(customer: str) -> None:
+    invoices = frame(INVOICES, customer)
+    st.header("Invoices")
+    st.caption("Issued invoices, newest first (billing_marts.fct_invoices).")
+    if invoices.empty:
+        st.info("No invoice issued yet.")
+        return
+    st.table(
+        pd.DataFrame({
+            "invoice": invoices["invoice_number"],
+            "service month": invoices["service_month"].map(month),
+            "period (UTC)": [f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}" for start, end in
+                             zip(invoices["period_start"], invoices["period_end"], strict=True)],
+            "total": [money(amount, currency) for amount, currency in
+                      zip(invoices["total_minor"], invoices["currency"], strict=True)],
+            "status": invoices["status"],
+            "invoice date": invoices["invoice_date"].map(str),
+            "due (UTC)": invoices["due_at"].map(lambda moment: f"{moment:%Y-%m-%d %H:%M}"),
+            "still owed": [money(amount, currency) for amount, currency in
+                           zip(invoices["amount_remaining_minor"], invoices["currency"], strict=True)],
+            "days past due": invoices["days_past_due"],
+        }),
+        hide_index=True,
+    )
 
 
 def _usage_history(customer: str) -> None:
