@@ -1,5 +1,6 @@
 """A value no invoice can hold (NaN, ±Infinity, 1e400) is `invalid_value` (SPEC §2): it is
-quarantined with that reason and every customer, its sender included, is invoiced for the rest."""
+quarantined with that reason and every customer, its sender included, is invoiced for the rest. An
+amount no invoice line can hold holds that customer's draft; every other customer is invoiced."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
 
+from spine.catalogs import PRO_PLAN
 from spine.events import write_csv
 
 CATALOG = """
@@ -59,17 +61,8 @@ def test_poison_values_are_quarantined_and_everyone_is_invoiced(warehouse, tmp_p
     ]
 
 
-WHALE_CATALOG = """
-meters:
-  - {event_name: api_call, display_name: API calls, aggregation: sum}
-plans:
-  - plan_id: pro
-    name: Pro
-    currency: USD
-    interval: month
-    base_fee: 10
-    charges:
-      - {event_name: api_call, pricing_model: per_unit, unit_price: 0.01}
+# The shared `pro` plan, and `whale` at $1,000,000 a call
+WHALE_CATALOG = PRO_PLAN + """
   - plan_id: whale
     name: Whale
     currency: USD
