@@ -73,6 +73,20 @@ def outcome_of(check: str, validation_result: Any) -> Outcome:
     )
 
 
+def failed_to_run(check: str, config: Any, error: str) -> Outcome:
+    """The outcome of an expectation (its `ExpectationConfiguration`) whose query raised `error`."""
+    return Outcome(
+        check=check,
+        expectation_type=config.type,
+        expectation=expectation_text(config.type, config.kwargs),
+        success=False,
+        observed={"exception": error},
+        summary=summary_text({}, error),
+        sample_rows=(),
+        error=error,
+    )
+
+
 def expectation_text(expectation_type: str, kwargs: Mapping[str, Any]) -> str:
     """E.g. `expect_column_values_to_not_be_null(column=customer_id)`."""
     arguments = ", ".join(

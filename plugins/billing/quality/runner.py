@@ -1,32 +1,45 @@
 """Run a gate with Great Expectations against the warehouse, keep the results, report failures.
 
-Each run builds one ephemeral GX context with a Postgres datasource; every check becomes a query
-asset, an expectation suite, a validation definition and a checkpoint. Results go to
-`billing.quality_results` (the history), and GX Data Docs HTML of the gate's latest run to
-`BILLING_HOME/data_docs/<gate>/index.html`.
+Each run builds one ephemeral GX context with a Postgres datasource; every check becomes a table
+asset (a view of its query, see `check_view`), an expectation suite, a validation definition and
+a checkpoint. Results go to `billing.quality_results` (the history), and GX Data Docs HTML of the
+gate's latest run to `BILLING_HOME/data_docs/<gate>/index.html`.
+
+Cost: GX runs about two queries per expectation to list offending rows, each running the check's
+query again. A check is therefore validated with counts only (`COUNTS_FORMAT`: a few queries per
+check), and only a check that fails is validated again for its offending rows.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psycopg
+
 from billing.quality.acknowledgements import acknowledged_checks
 from billing.quality.gates import Check, Gate, GateResult
-from billing.quality.outcomes import Outcome, outcome_of
+from billing.quality.outcomes import Outcome, failed_to_run, outcome_of
 from billing.quality.store import first_rows, save_outcomes
 from billing.settings import billing_home
-from billing.warehouse import warehouse_url
+from billing.warehouse import connect, warehouse_url
 
 logger = logging.getLogger(__name__)
 
 DATASOURCE = "warehouse"
 DATA_DOCS_SITE = "billing"
+# Where a check's query lives as a view while its gate runs (created by `billing init`).
+CHECKS_SCHEMA = "billing_checks"
+# How many rows of each expectation were checked and broke it, without listing them.
+COUNTS_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
 
 def run_gate(gate: Gate, *, run_label: str) -> GateResult:
@@ -72,11 +85,17 @@ def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
     outcomes = []
     for check in gate.checks:
         query = gate.query_of(check)
-        validation = run_check(context, datasource, gate.name, check, query, run_id)
-        outcomes += [
-            with_query_sample(replace(outcome_of(check.name, result), blocking=check.blocking), query)
-            for result in validation.results
-        ]
+        try:
+            validation = run_check(context, datasource, gate.name, check, query, run_id)
+        except psycopg.Error as error:
+            # NOTE: the query does not run (a missing table, a syntax error): each expectation of
+            # the check fails with the database's error, as GX reports an error of its own.
+            message = str(error).splitlines()[0]
+            results = [failed_to_run(check.name, expectation.configuration, message)
+                       for expectation in check.expectations]
+        else:
+            results = [outcome_of(check.name, result) for result in validation.results]
+        outcomes += [with_query_sample(replace(outcome, blocking=check.blocking), query) for outcome in results]
     return outcomes
 
 
@@ -84,19 +103,43 @@ def run_check(context: Any, datasource: Any, gate_name: str, check: Check, query
     """Validate one check's query result; returns GX's ExpectationSuiteValidationResult."""
     gx = load_great_expectations()
     name = f"{gate_name}.{check.name}"
-    # NOTE: GX only accepts queries starting with SELECT; the wrapper also admits WITH queries.
-    asset = datasource.add_query_asset(name=check.name, query=f"select * from (\n{query}\n) as check_rows")
-    batch = asset.add_batch_definition_whole_table(name="whole_result")
-    # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
-    expectations = [expectation.copy(deep=True) for expectation in check.expectations]
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    # NOTE: the key columns are part of the result format, which GX sets per checkpoint, hence
-    # one checkpoint per check.
+    with check_view(query) as view:
+        asset = datasource.add_table_asset(name=check.name, table_name=view)
+        batch = asset.add_batch_definition_whole_table(name="whole_result")
+        # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
+        expectations = [expectation.copy(deep=True) for expectation in check.expectations]
+        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        # NOTE: GX sets the result format per checkpoint, hence a checkpoint per check and format.
+        counted = run_checkpoint(context, name, validation, run_id, COUNTS_FORMAT)
+        if counted.success:
+            return counted
+        return run_checkpoint(context, f"{name}.offending_rows", validation, run_id, result_format(check))
+
+
+def run_checkpoint(context: Any, name: str, validation: Any, run_id: Any, result_format: dict[str, Any]) -> Any:
+    gx = load_great_expectations()
     checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name=name, validation_definitions=[validation], result_format=result_format(check))
+        gx.Checkpoint(name=name, validation_definitions=[validation], result_format=result_format)
     )
     return next(iter(checkpoint.run(run_id=run_id).run_results.values()))
+
+
+@contextmanager
+def check_view(query: str) -> Iterator[str]:
+    """A view of `query` in CHECKS_SCHEMA for as long as the check runs; yields its name.
+
+    GX reads a query asset's columns by running the whole query and fetching every row into
+    memory (millions at full size); a view's columns it reads from the catalog.
+    """
+    view = f"check_{uuid.uuid4().hex}"
+    with connect() as connection:
+        connection.execute(f"create view {CHECKS_SCHEMA}.{view} as {query}")
+    try:
+        yield view
+    finally:
+        with connect() as connection:
+            connection.execute(f"drop view if exists {CHECKS_SCHEMA}.{view}")
 
 
 def with_query_sample(outcome: Outcome, query: str) -> Outcome:
@@ -126,7 +169,12 @@ def load_great_expectations() -> ModuleType:
         # NOTE: GX imports the deprecated `sre_constants`/`sre_parse`; nothing we can act on.
         warnings.simplefilter("ignore", DeprecationWarning)
         import great_expectations
+    from sqlalchemy import types
+    from sqlalchemy.dialects.postgresql.base import ischema_names
 
+    # NOTE: GX types every column of a check's view through SQLAlchemy, which does not know
+    # PostgreSQL's `tid` (the event models' raw_row_position): read it as text.
+    ischema_names.setdefault("tid", types.Text)
     return great_expectations
 
 
@@ -162,10 +210,11 @@ def data_docs_site(directory: str) -> dict[str, Any]:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """The warehouse URL for SQLAlchemy's psycopg2 driver, its sessions in UTC like ours."""
+    """The warehouse URL for SQLAlchemy's psycopg2 driver, its sessions in UTC like ours, finding the
+    checks' views by their bare names (a view's query names every table it reads in full)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url).set(drivername="postgresql+psycopg2")
-    if "options" not in parsed.query:
-        parsed = parsed.update_query_dict({"options": "-c timezone=UTC"})
+    options = parsed.query.get("options") or "-c timezone=UTC"
+    parsed = parsed.update_query_dict({"options": f"{options} -c search_path={CHECKS_SCHEMA}"})
     return parsed.render_as_string(hide_password=False)

@@ -3,6 +3,9 @@
 
 create schema if not exists billing;
 
+-- Scratch space of the quality gates: each check's query as a view while its gate runs.
+create schema if not exists billing_checks;
+
 create table if not exists billing.invoices (
     invoice_id text primary key,
     invoice_number text not null unique,
