@@ -13,7 +13,7 @@ from datetime import datetime
 from psycopg.rows import dict_row
 
 from billing.warehouse import connect
-from billing.webhooks.outbox import enqueue_event
+from billing.webhooks.outbox import enqueue_event, enqueued_subjects
 
 SUBSCRIBER_OVERAGE = "billing.subscriber_overage"
 SUBSCRIBER_USAGE = "billing.subscriber_usage"
@@ -64,12 +64,18 @@ def announce_usage_snapshots() -> int:
         by_subscription = defaultdict(list)
         for row in rows:
             by_subscription[row["subscription_id"]].append(row)
+        subjects = {subscription_id: f"{subscription_id}/{meters[0]['as_of']:%Y-%m-%d}"
+                    for subscription_id, meters in by_subscription.items()}
+        # NOTE: every hourly run but the day's first finds each snapshot in the outbox already.
+        announced = enqueued_subjects(connection, SUBSCRIBER_USAGE, list(subjects.values()))
         for subscription_id, meters in by_subscription.items():
+            if subjects[subscription_id] in announced:
+                continue
             first = meters[0]
             enqueue_event(
                 connection,
                 event_type=SUBSCRIBER_USAGE,
-                subject_id=f"{subscription_id}/{first['as_of']:%Y-%m-%d}",
+                subject_id=subjects[subscription_id],
                 data={
                     "customer_id": first["customer_id"],
                     "subscription_id": subscription_id,

@@ -57,6 +57,15 @@ def enqueue_event(connection: psycopg.Connection, *, event_type: str, subject_id
     return event_id
 
 
+def enqueued_subjects(connection: psycopg.Connection, event_type: str, subject_ids: list[str]) -> set[str]:
+    """Those of `subject_ids` whose `event_type` event is already in the outbox (one query)."""
+    subject_of = {event_id_for(event_type, subject_id): subject_id for subject_id in subject_ids}
+    rows = connection.execute(
+        "select event_id from billing.webhook_events where event_id = any(%s)", (list(subject_of),)
+    ).fetchall()
+    return {subject_of[event_id] for (event_id,) in rows}
+
+
 def event_id_for(event_type: str, subject_id: str) -> str:
     """The deterministic id of the event of `event_type` about `subject_id`."""
     return idempotency_key("msg", event_type, subject_id)
