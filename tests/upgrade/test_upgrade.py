@@ -40,6 +40,8 @@ APPLICATION_GRANT = ("welcome", "utc_co", "USD", Decimal("5"), datetime(2026, 1,
 # INV-000001's credit beyond its charges, as issuing wrote it into raw
 CARRIED_GRANT = ("carry_in_6460bd27f6ac85edd8ee3286", "tokyo_co", "USD", Decimal("2.50"),
                  datetime(2026, 2, 28, 15, tzinfo=UTC), None)
+# a delivery still pending in the old warehouse, of its first event (created 2026-12-03 20:27:30.462673)
+PENDING_DELIVERY = ("msg_910e3bef32b9356c4e66a7033494954b", "ep_old")
 # a grant's balance in cents: its amount less what it has given (billing.credit_applications)
 BALANCES = """
 select grants.grant_id, grants.amount * 100 - coalesce(sum(applications.amount_minor), 0)
@@ -82,6 +84,8 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
     with psycopg.connect(old_warehouse) as connection:
         connection.cursor().executemany(
             "insert into raw.credit_grants values (%s, %s, %s, %s, %s, %s)", [APPLICATION_GRANT, CARRIED_GRANT])
+        connection.execute("insert into billing.webhook_deliveries (event_id, endpoint_id) values (%s, %s)",
+                           PENDING_DELIVERY)
         balances = connection.execute(BALANCES.format(grants="raw.credit_grants")).fetchall()
     before = _read(old_warehouse)
     assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
@@ -115,6 +119,10 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         # its one attempt succeeded: nothing for the retry schedule
         assert connection.execute("select * from billing.charge_collection_schedule").fetchall() == []
         assert connection.execute("select * from raw.credit_grants").fetchall() == [APPLICATION_GRANT]
+        # its endpoint gets it in the order of its event's creation (the dispatcher's claim index)
+        assert connection.execute(
+            "select event_id, endpoint_id, status, event_created_at from billing.webhook_deliveries"
+        ).fetchall() == [(*PENDING_DELIVERY, "pending", datetime(2026, 12, 3, 20, 27, 30, 462673, tzinfo=UTC))]
         assert connection.execute(
             "select grant_id, origin_invoice_id, customer_id, currency, amount, granted_at from billing.credit_grants"
         ).fetchall() == [(CARRIED_GRANT[0], "in_6460bd27f6ac85edd8ee3286", *CARRIED_GRANT[1:5])]

@@ -95,6 +95,10 @@ create index if not exists webhook_events_awaiting_fan_out
 create table if not exists billing.webhook_deliveries (
     event_id text not null references billing.webhook_events,
     endpoint_id text not null,
+    -- The event's created_at, copied at fan-out: each endpoint gets its events in this order, read
+    -- from an index below (ordering by the events table's own column sorts every pending delivery
+    -- of the endpoint at each claim).
+    event_created_at timestamptz not null,
     status text not null default 'pending'
         check (status in ('pending', 'delivered', 'dead_lettered')),
     attempt_count int not null default 0,
@@ -109,14 +113,23 @@ create table if not exists billing.webhook_deliveries (
 
 alter table billing.webhook_deliveries
     add column if not exists attempts_before_replay int not null default 0;
+-- upgrade: warehouses initialised before event_created_at existed
+alter table billing.webhook_deliveries add column if not exists event_created_at timestamptz;
+update billing.webhook_deliveries as deliveries
+set event_created_at = events.created_at
+from billing.webhook_events as events
+where deliveries.event_id = events.event_id and deliveries.event_created_at is null;
+alter table billing.webhook_deliveries alter column event_created_at set not null;
 
 create index if not exists webhook_deliveries_due
     on billing.webhook_deliveries (next_attempt_at)
     where status = 'pending';
 
--- One worker per endpoint claims that endpoint's due deliveries (dispatch.py).
-create index if not exists webhook_deliveries_due_by_endpoint
-    on billing.webhook_deliveries (endpoint_id, next_attempt_at)
+-- One worker per endpoint claims that endpoint's due deliveries in event order, a batch at a time
+-- (dispatch.py): the claim reads the first pending entries of its endpoint, whatever the backlog.
+drop index if exists billing.webhook_deliveries_due_by_endpoint;
+create index if not exists webhook_deliveries_in_order_by_endpoint
+    on billing.webhook_deliveries (endpoint_id, event_created_at, event_id)
     where status = 'pending';
 
 -- Every attempt, successful or not, refusals by the SSRF guard included (status null, the
