@@ -68,6 +68,12 @@ def rows(f: dict, p: dict) -> list[tuple[str, str, str]]:
                 f"{p['charge_concurrency']} in flight")
     for task, seconds in f.get("cycle_close_tasks", {}).items():
         out.append((f"  {task}", _s(seconds), ""))
+    add("webhook_delivery_rate_per_s", "5b webhook delivery",
+        lambda: f"{f['webhook_delivery_rate_per_s']:,} deliveries/s",
+        lambda: f"{f['webhook_deliveries']:,} signed deliveries (every event of the hourly run and the close) in "
+                f"{_s(f['webhook_delivery_s'])} to one local endpoint; the receiver, in its own process, verified "
+                f"{f['webhook_receiver_verified']:,} (in order: {f['webhook_delivered_in_order']}) with "
+                f"{f['webhook_receiver_cpu_s'] / max(f['webhook_receiver_verified'], 1) * 1000:.2f} ms CPU each")
     add("history_rebuild_s", f"4 history: {p['history_months']} months in raw",
         lambda: f"{f['history_raw_rows']:,} rows",
         lambda: f"+{f['history_rows_inserted']:,} inserted in {_s(f['history_insert_s'])}; caught up by a "
@@ -82,6 +88,9 @@ def rows(f: dict, p: dict) -> list[tuple[str, str, str]]:
         "the number to drive down")
     add("hourly_history_s", "hourly: history / 1 month",
         lambda: _ratio(f["hourly_history_s"], f.get("hourly_1m_s")), "≈ 1 when the cost follows the new events")
+    add("peak_rss_bytes", "peak RSS (benchmark process)", lambda: _gb(max(f["peak_rss_bytes"].values())),
+        lambda: "running peak after each step, dbt and every DAG task included: "
+                + " · ".join(f"{step} {_gb(size)}" for step, size in f["peak_rss_bytes"].items()))
     add("db_bytes_after_rebuild", "database size", lambda: _gb(f["db_bytes_after_rebuild"]),
         lambda: f"after load + rebuild of one month ({_gb(f['db_bytes_after_load'])} after the load alone); "
                 f"≈ {f['db_bytes_after_rebuild'] / f['month_rows']:.0f} bytes per raw row")

@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -30,10 +31,14 @@ import report  # noqa: E402
 import workload  # noqa: E402
 from measure import stopwatch  # noqa: E402
 
+if TYPE_CHECKING:
+    import psycopg
+
 FULL = {"customers": 10_000, "events": 10_000_000, "history_months": 12}
 QUICK = {"customers": 500, "events": 200_000, "history_months": 2}
 SEED = 5
 HOURS_PER_MONTH = 720
+WEBHOOK_ENDPOINT = "bench_receiver"
 
 
 @dataclass
@@ -72,6 +77,9 @@ class Run:
     figures: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
     load_at_start: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
+    # the webhook endpoint's receiver (steps 5a to 5b) and the connection holding its dispatch lock
+    receiver: measure.ReceiverProcess | None = None
+    deliveries_held: psycopg.Connection | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -173,6 +181,70 @@ def step_hourly(run: Run, *, label: str, hour_start: datetime, tag: str) -> None
     run.figures[f"hourly_{label}_raw_rows"] = measure.raw_event_rows()
 
 
+def step_webhook_endpoint(run: Run) -> None:
+    """5a. A verifying receiver in its own process, registered as the one webhook endpoint through the
+    catalog; its deliveries are held (the bench holds its dispatch lock), so that the hourly run and
+    the close fan every event out to it, but leave the sending to step 5b."""
+    import psycopg
+    from billing.warehouse import warehouse_url
+    from billing.webhooks.dispatch import lock_endpoint
+    from billing.webhooks.sign import new_secret
+
+    run.receiver = measure.ReceiverProcess(new_secret())
+    run.deliveries_held = psycopg.connect(warehouse_url(), autocommit=True)
+    if not lock_endpoint(run.deliveries_held, WEBHOOK_ENDPOINT):
+        raise RuntimeError(f"the dispatch lock of endpoint {WEBHOOK_ENDPOINT} is taken")
+    _apply_webhook_endpoint(run, enabled=True)
+
+
+def step_webhook_delivery(run: Run) -> None:
+    """5b. dispatch_webhooks() sends what the hourly run and the close fanned out to the endpoint, timed;
+    every delivery must reach the receiver once, verified, in the order of its events."""
+    from billing.webhooks import dispatch_webhooks
+
+    _release_deliveries(run)
+    try:
+        expected = measure.deliveries_in_order(WEBHOOK_ENDPOINT)
+        with stopwatch(run.figures, "webhook_delivery_s"):
+            summary = dispatch_webhooks()
+        received = run.receiver.received()
+        run.figures.update(
+            webhook_deliveries=summary.delivered,
+            webhook_delivery_rate_per_s=round(summary.delivered / run.figures["webhook_delivery_s"]),
+            webhook_dispatch_summary=summary.__dict__,
+            webhook_receiver_verified=len(received.accepted),
+            webhook_receiver_rejected=received.rejected,
+            webhook_receiver_cpu_s=received.cpu_s,
+            webhook_delivered_in_order=received.accepted == expected,
+        )
+    finally:
+        _apply_webhook_endpoint(run, enabled=False)  # NOTE: the later hourly runs deliver nothing
+    if not (summary.delivered == len(expected) == len(received.accepted) and received.accepted == expected):
+        raise RuntimeError(
+            f"{len(expected):,} deliveries fanned out, {summary.delivered:,} delivered, {len(received.accepted):,} "
+            f"verified by the receiver ({received.rejected:,} rejected), in order: {received.accepted == expected}"
+        )
+
+
+def _apply_webhook_endpoint(run: Run, *, enabled: bool) -> None:
+    """Upsert the endpoint of the bench's receiver through the catalog, as an operator does
+    (`billing catalog apply`)."""
+    import yaml
+    from billing.catalog import apply_catalog
+
+    endpoint = {"endpoint_id": WEBHOOK_ENDPOINT, "url": run.receiver.url, "secret": run.receiver.secret,
+                "enabled": enabled}
+    path = run.data_dir / "webhook_endpoint.yaml"
+    path.write_text(yaml.safe_dump({"webhook_endpoints": [endpoint]}))
+    apply_catalog(path)
+
+
+def _release_deliveries(run: Run) -> None:
+    if run.deliveries_held is not None:
+        run.deliveries_held.close()
+        run.deliveries_held = None
+
+
 def step_cycle_close(run: Run) -> None:
     """5. billing_cycle_close for the month: drafts, gates, issue, charge (sandbox latency), webhooks."""
     outcome = _run_dag("billing_cycle_close", run.timeline.close_as_of)
@@ -257,8 +329,11 @@ def run_steps(run: Run) -> None:
             return
     _attempt(run, "floor", step_floor)
     _warm_up_airflow()
+    endpoint = _attempt(run, "webhook_endpoint", step_webhook_endpoint)
     _attempt(run, "hourly_1_month", lambda r: step_hourly(r, label="1m", hour_start=timeline.first_hour, tag="h1"))
-    _attempt(run, "cycle_close", step_cycle_close)
+    if _attempt(run, "cycle_close", step_cycle_close) and endpoint:
+        _attempt(run, "webhook_delivery", step_webhook_delivery)
+    _stop_receiver(run)
     if timeline.earlier_months and _attempt(run, "history", step_history):
         _attempt(
             run,
@@ -276,7 +351,17 @@ def _attempt(run: Run, name: str, step) -> bool:
         report.progress(f"{name} failed: {run.errors[name]}")
         traceback.print_exc(file=sys.stderr)
         return False
+    finally:
+        # NOTE: a process's peak cannot be reset: this is the running peak after each step
+        run.figures.setdefault("peak_rss_bytes", {})[name] = measure.peak_rss_bytes()
     return True
+
+
+def _stop_receiver(run: Run) -> None:
+    _release_deliveries(run)
+    if run.receiver is not None:
+        run.receiver.stop()
+        run.receiver = None
 
 
 def _warm_up_airflow() -> None:
@@ -292,6 +377,7 @@ def prepare(args: argparse.Namespace) -> Run:
     os.environ["BILLING_HOME"] = str(home)
     os.environ["BILLING_PAYMENT_GATEWAY"] = "sandbox"
     os.environ["BILLING_SANDBOX_LATENCY_MS"] = str(args.latency_ms)
+    os.environ["BILLING_WEBHOOK_ALLOW_HOSTS"] = "127.0.0.1"  # the receiver of step 5b listens there
     for name in ("BILLING_WAREHOUSE_URL", "BILLING_DAGS_FOLDER", "BILLING_QUALITY_CONFIG"):
         os.environ.pop(name, None)
     if args.warehouse_url:
@@ -323,7 +409,9 @@ def _stop_warehouse(args: argparse.Namespace) -> None:
 
 
 def finish(run: Run) -> None:
-    """Stop the embedded server; remove the home (tens of GB at full size) unless kept or a step failed."""
+    """Stop the receiver and the embedded server; remove the home (tens of GB at full size) unless kept
+    or a step failed."""
+    _stop_receiver(run)
     _stop_warehouse(run.args)
     if run.args.keep or run.errors:
         report.progress(f"kept {run.home} (Airflow log: {run.home / 'airflow' / 'logs' / 'runs.log'})")
