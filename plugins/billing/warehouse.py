@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from billing.settings import billing_home, configured_warehouse_url
 
@@ -34,6 +35,7 @@ DATABASE = "billing"
 SERVER_LINK = "server"
 SERVER_DIR_PREFIX = "warehouse-billing-"
 STATE_ROOT = Path("/var/lib/warehouse-billing")
+_pool: ConnectionPool | None = None  # while `pooled_connections` is open
 # Who may connect, and how (written at each start, and into a running server's data that lacks it).
 # `postgres`, the project's own user, connects without a password as before (the socket is in the
 # data directory, which only the server's user enters); every other role, the analysts' logins,
@@ -52,10 +54,44 @@ def warehouse_url() -> str:
 
 @contextmanager
 def connect(*, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection to the warehouse; commits on success, rolls back on error."""
+    """A psycopg connection to the warehouse; commits on success, rolls back on error.
+
+    Inside `pooled_connections`, one of its pool's connections (unless autocommit), returned to it after.
+    """
+    if _pool is not None and not autocommit:
+        with _pool.connection() as connection:
+            yield connection
+        return
     with psycopg.connect(warehouse_url(), autocommit=autocommit) as connection:
-        connection.execute("set timezone = 'UTC'")
+        _set_utc(connection)
         yield connection
+
+
+@contextmanager
+def pooled_connections(size: int) -> Iterator[None]:
+    """Until exit, `connect()` in this process reuses up to `size` open connections, then closes them.
+
+    For many short transactions on many threads (charging: a few per gateway call), where a new
+    connection each (a server process forked, the session set up) would cost more than the work.
+    """
+    global _pool
+    if _pool is not None:
+        raise RuntimeError("pooled_connections is already open in this process")
+    with ConnectionPool(warehouse_url(), min_size=size, max_size=size, open=False, configure=_set_up_pooled) as pool:
+        _pool = pool
+        try:
+            yield
+        finally:
+            _pool = None
+
+
+def _set_utc(connection: psycopg.Connection) -> None:
+    connection.execute("set timezone = 'UTC'")
+
+
+def _set_up_pooled(connection: psycopg.Connection) -> None:
+    _set_utc(connection)
+    connection.commit()  # NOTE: a pool takes in only idle connections
 
 
 def connection_parts(url: str | None = None) -> dict[str, str]:

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from billing.idempotency import idempotency_key
 from billing.invoicing import announce_invoice, invoice_payload
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, PaymentGateway
-from billing.warehouse import connect
+from billing.warehouse import connect, pooled_connections
 from billing.webhooks.outbox import enqueue_event
 
 CHARGE_SUCCEEDED = "billing.charge.succeeded"
@@ -96,12 +96,19 @@ def record_attempts(due_invoices_sql: str, *, now: datetime, **params) -> int:
 
 
 def resolve_pending_attempts(gateway: PaymentGateway) -> ChargeSummary:
-    """Send every pending attempt to the gateway, a bounded number at a time, and record the outcomes."""
+    """Send every pending attempt to the gateway, a bounded number at a time, and record the outcomes.
+
+    The calls share that many warehouse connections, kept open for the run (the sandbox gateway's
+    ledger and each outcome's transaction): one new connection per call would cost more than its work.
+    """
     with connect() as connection:
         attempts = connection.cursor(row_factory=dict_row).execute(
             "select * from billing.charge_attempts where status = 'pending' order by created_at, invoice_id"
         ).fetchall()
-    with ThreadPoolExecutor(max_workers=_concurrency()) as pool:
+    if not attempts:
+        return ChargeSummary()
+    in_flight = min(_concurrency(), len(attempts))
+    with pooled_connections(in_flight), ThreadPoolExecutor(max_workers=in_flight) as pool:
         results = list(pool.map(lambda attempt: _charge(gateway, attempt), attempts))
     unresolved = [message for message in results if isinstance(message, str)]
     if unresolved:
