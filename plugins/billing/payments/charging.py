@@ -38,31 +38,43 @@ where invoices.status = 'open'
 order by invoices.invoice_number
 """
 
-RECORD_ATTEMPT = """
+# One pending attempt per (key, invoice_id, attempt_no) given, in one statement.
+RECORD_ATTEMPTS = """
 insert into billing.charge_attempts (
     idempotency_key, invoice_id, attempt_no, payment_method_id, amount_minor, currency, status,
     attempted_for
 )
-select %(key)s, invoices.invoice_id, %(attempt_no)s, customers.payment_method_id,
+select due.idempotency_key, invoices.invoice_id, due.attempt_no, customers.payment_method_id,
     invoices.total_minor, invoices.currency, 'pending', %(now)s
-from billing.invoices
+from unnest(%(keys)s::text [], %(invoice_ids)s::text [], %(attempt_nos)s::int []) as due (
+    idempotency_key, invoice_id, attempt_no
+)
+inner join billing.invoices on due.invoice_id = invoices.invoice_id
 inner join raw.customers on invoices.customer_id = customers.customer_id
-where invoices.invoice_id = %(invoice_id)s
 on conflict do nothing
 """
 
-# An attempt's outcome moves its invoice: paid, or failed until its last attempt (SPEC §7). Only
-# an invoice still awaiting payment moves; an operator's void stands.
-MOVE_INVOICE = """
+# Record a pending attempt's outcome and move its invoice: paid, or failed until its last attempt
+# (SPEC §7). Only an invoice still awaiting payment moves; an operator's void stands. Returns the
+# invoice, or nothing when the attempt was no longer pending (another run resolved it first).
+RESOLVE_ATTEMPT = """
+with resolved as (
+    update billing.charge_attempts
+    set status = %(status)s, failure_code = %(failure_code)s, gateway_charge_id = %(gateway_charge_id)s,
+        resolved_at = now()
+    where idempotency_key = %(idempotency_key)s and status = 'pending'
+    returning invoice_id, attempt_no
+)
 update billing.invoices
 set status = case
     when invoices.status not in ('open', 'payment_failed') then invoices.status
-    when %(succeeded)s then 'paid'
-    when %(attempt_no)s >= policy.max_attempts then 'uncollectible'
+    when %(status)s = 'succeeded' then 'paid'
+    when resolved.attempt_no >= policy.max_attempts then 'uncollectible'
     else 'payment_failed'
 end
-from billing.charge_retry_policy as policy
-where invoices.invoice_id = %(invoice_id)s
+from resolved
+cross join billing.charge_retry_policy as policy
+where invoices.invoice_id = resolved.invoice_id
 returning invoices.*
 """
 
@@ -87,11 +99,12 @@ def record_attempts(due_invoices_sql: str, *, now: datetime, **params) -> int:
     """Record an attempt for each (invoice_id, attempt_no) the query returns, before any gateway call."""
     with connect() as connection:
         due = connection.execute(due_invoices_sql, {"now": now, **params}).fetchall()
-        connection.cursor().executemany(RECORD_ATTEMPT, [
-            {"key": idempotency_key("ch", invoice_id, attempt_no), "invoice_id": invoice_id,
-             "attempt_no": attempt_no, "now": now}
-            for invoice_id, attempt_no in due
-        ])
+        connection.execute(RECORD_ATTEMPTS, {
+            "keys": [idempotency_key("ch", invoice_id, attempt_no) for invoice_id, attempt_no in due],
+            "invoice_ids": [invoice_id for invoice_id, _ in due],
+            "attempt_nos": [attempt_no for _, attempt_no in due],
+            "now": now,
+        })
     return len(due)
 
 
@@ -131,31 +144,31 @@ def _charge(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome | str:
 def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
     """Record the outcome, move the invoice and enqueue its webhooks, in one transaction."""
     with connect() as connection:
-        updated = connection.execute(
-            "update billing.charge_attempts set status = %s, failure_code = %s, gateway_charge_id = %s,"
-            " resolved_at = now() where idempotency_key = %s and status = 'pending'",
-            ("succeeded" if outcome.succeeded else "failed", outcome.failure_code,
-             outcome.gateway_charge_id, attempt["idempotency_key"]),
-        ).rowcount
-        if not updated:
+        invoice = connection.cursor(row_factory=dict_row).execute(RESOLVE_ATTEMPT, {
+            "idempotency_key": attempt["idempotency_key"],
+            "status": "succeeded" if outcome.succeeded else "failed",
+            "failure_code": outcome.failure_code,
+            "gateway_charge_id": outcome.gateway_charge_id,
+        }).fetchone()
+        if invoice is None:
             return  # NOTE: another run resolved it first; its outcome and events stand
-        invoice = _move_invoice(connection, attempt, outcome)
-        enqueue_event(
-            connection,
-            event_type=CHARGE_SUCCEEDED if outcome.succeeded else CHARGE_FAILED,
-            subject_id=attempt["idempotency_key"],
-            data={
-                "invoice": invoice_payload(invoice),
-                "attempt_no": attempt["attempt_no"],
-                "amount_minor": attempt["amount_minor"],
-                "currency": attempt["currency"],
-                "failure_code": outcome.failure_code,
-                "gateway_charge_id": outcome.gateway_charge_id,
-            },
-        )
-        announce_invoice(connection, invoice)  # once per invoice: after its first charge outcome
-        if invoice["status"] == "uncollectible":
-            announce_uncollectible(connection, invoice)
+        with connection.pipeline():  # the events' inserts need no answer: sent in one round trip
+            enqueue_event(
+                connection,
+                event_type=CHARGE_SUCCEEDED if outcome.succeeded else CHARGE_FAILED,
+                subject_id=attempt["idempotency_key"],
+                data={
+                    "invoice": invoice_payload(invoice),
+                    "attempt_no": attempt["attempt_no"],
+                    "amount_minor": attempt["amount_minor"],
+                    "currency": attempt["currency"],
+                    "failure_code": outcome.failure_code,
+                    "gateway_charge_id": outcome.gateway_charge_id,
+                },
+            )
+            announce_invoice(connection, invoice)  # once per invoice: after its first charge outcome
+            if invoice["status"] == "uncollectible":
+                announce_uncollectible(connection, invoice)
 
 
 def announce_uncollectible(connection, invoice: dict) -> None:
@@ -163,12 +176,6 @@ def announce_uncollectible(connection, invoice: dict) -> None:
         connection, event_type=INVOICE_UNCOLLECTIBLE, subject_id=invoice["invoice_id"],
         data=invoice_payload(invoice),
     )
-
-
-def _move_invoice(connection, attempt: dict, outcome: ChargeOutcome) -> dict:
-    return connection.cursor(row_factory=dict_row).execute(MOVE_INVOICE, {
-        "invoice_id": attempt["invoice_id"], "attempt_no": attempt["attempt_no"], "succeeded": outcome.succeeded,
-    }).fetchone()
 
 
 def _call_gateway(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome:

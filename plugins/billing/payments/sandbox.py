@@ -26,22 +26,21 @@ LATENCY_ENV = "BILLING_SANDBOX_LATENCY_MS"
 class SandboxGateway:
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
         time.sleep(float(os.environ.get(LATENCY_ENV) or 0) / 1000)
+        outcome = _decide(request)
         with connect() as connection:
             recorded = connection.execute(
-                "select succeeded, gateway_charge_id, failure_code"
-                " from billing.sandbox_gateway_charges where idempotency_key = %s",
-                (request.idempotency_key,),
-            ).fetchone()
-            if recorded:
-                return ChargeOutcome(*recorded)
-            outcome = _decide(request)
-            connection.execute(
                 "insert into billing.sandbox_gateway_charges (idempotency_key, payment_method_id,"
                 " amount_minor, currency, succeeded, failure_code, gateway_charge_id)"
-                " values (%s, %s, %s, %s, %s, %s, %s)",
+                " values (%s, %s, %s, %s, %s, %s, %s) on conflict (idempotency_key) do nothing",
                 (request.idempotency_key, request.payment_method_id, request.amount_minor,
                  request.currency, outcome.succeeded, outcome.failure_code, outcome.gateway_charge_id),
-            )
+            ).rowcount
+            if not recorded:  # a key it has seen: the first outcome, charged once
+                return ChargeOutcome(*connection.execute(
+                    "select succeeded, gateway_charge_id, failure_code"
+                    " from billing.sandbox_gateway_charges where idempotency_key = %s",
+                    (request.idempotency_key,),
+                ).fetchone())
         if request.payment_method_id == TIMEOUT_ONCE:
             raise OutcomeUnknown("sandbox: response lost after charging (pm_card_timeoutOnce)")
         return outcome
