@@ -36,6 +36,8 @@ SERVER_LINK = "server"
 SERVER_DIR_PREFIX = "warehouse-billing-"
 STATE_ROOT = Path("/var/lib/warehouse-billing")
 _pool: ConnectionPool | None = None  # while `pooled_connections` is open
+# Embedded servers (data directory, start) known to hold DATABASE, by this process.
+_servers_with_database: set[tuple[Path, int]] = set()
 # Who may connect, and how (written at each start, and into a running server's data that lacks it).
 # `postgres`, the project's own user, connects without a password as before (the socket is in the
 # data directory, which only the server's user enters); every other role, the analysts' logins,
@@ -124,7 +126,12 @@ def _embedded_url() -> str:
     # NOTE: a server an earlier release started lets every role in without a password until reloaded.
     reload = port is not None and _write_pg_hba(pgdata)
     port = port or _start(home)
-    _ensure_database(port, reload=reload)
+    # NOTE: once per server start and process: checking costs a second connection per connect().
+    pgdata = _server_dir(home) / "postgres"  # NOTE: a start may have moved it (_server_dir_for)
+    server = (pgdata, (pgdata / "postmaster.pid").stat().st_mtime_ns)
+    if reload or server not in _servers_with_database:
+        _ensure_database(port, reload=reload)
+        _servers_with_database.add(server)
     return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
 
 
