@@ -68,6 +68,14 @@ def rows(f: dict, p: dict) -> list[tuple[str, str, str]]:
                 f"{p['charge_concurrency']} in flight")
     for task, seconds in f.get("cycle_close_tasks", {}).items():
         out.append((f"  {task}", _s(seconds), ""))
+    if f.get("cycle_close_tasks", {}).get("charge_invoices"):
+        charges = sum(f["charges_by_status"].values())
+        rate = charges / f["cycle_close_tasks"]["charge_invoices"]
+        ceiling = p["charge_concurrency"] * 1000 / p["latency_ms"] if p["latency_ms"] else None
+        out.append(("5 charging", f"{rate:,.0f} charges/s",
+                    f"{charges:,} charges in the charge_invoices task"
+                    + (f"; {rate / ceiling:.0%} of {p['charge_concurrency']} in flight ÷ {p['latency_ms']:g} ms"
+                       if ceiling else "")))
     add("webhook_delivery_rate_per_s", "5b webhook delivery",
         lambda: f"{f['webhook_delivery_rate_per_s']:,} deliveries/s",
         lambda: f"{f['webhook_deliveries']:,} signed deliveries (every event of the hourly run and the close) in "

@@ -377,6 +377,7 @@ def prepare(args: argparse.Namespace) -> Run:
     os.environ["BILLING_HOME"] = str(home)
     os.environ["BILLING_PAYMENT_GATEWAY"] = "sandbox"
     os.environ["BILLING_SANDBOX_LATENCY_MS"] = str(args.latency_ms)
+    os.environ["BILLING_CHARGE_CONCURRENCY"] = str(args.charge_concurrency)
     os.environ["BILLING_WEBHOOK_ALLOW_HOSTS"] = "127.0.0.1"  # the receiver of step 5b listens there
     for name in ("BILLING_WAREHOUSE_URL", "BILLING_DAGS_FOLDER", "BILLING_QUALITY_CONFIG"):
         os.environ.pop(name, None)
@@ -428,7 +429,7 @@ def parameters(run: Run) -> dict:
         "history_months": args.history_months,
         "history_scale": args.history_scale,
         "latency_ms": args.latency_ms,
-        "charge_concurrency": int(os.environ.get("BILLING_CHARGE_CONCURRENCY") or 16),
+        "charge_concurrency": args.charge_concurrency,
         "month": timeline.month.date().isoformat(),
         "history_start": timeline.history_start.date().isoformat(),
         "close_as_of": timeline.close_as_of.isoformat(),
@@ -483,6 +484,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="events of each earlier history month, as a fraction of --events (default 1.0)")
     parser.add_argument("--latency-ms", type=float, default=100,
                         help="sandbox gateway latency per charge (default 100)")
+    parser.add_argument("--charge-concurrency", type=int, default=64,
+                        help="charges in flight during the close (BILLING_CHARGE_CONCURRENCY; default 64)")
     parser.add_argument("--warehouse-url", help="an empty PostgreSQL database to use instead of the embedded one")
     parser.add_argument("--home", default=str(BENCH_DIR / ".home"),
                         help="BILLING_HOME of the run, wiped first (default bench/.home)")
