@@ -146,6 +146,17 @@ def step_floor(run: Run) -> None:
     run.figures["floor_groups"] = len(rows)
 
 
+def step_event_models(run: Run) -> None:
+    """6b. The event models alone from raw, against the floor: dedupe, validate, attribute and aggregate
+    per period (`transform.rebuild_usage`, no data tests)."""
+    from billing import transform
+
+    with stopwatch(run.figures, "event_models_s"):
+        run.figures["event_models_nodes"] = transform.rebuild_usage(
+            as_of=run.timeline.close_as_of.isoformat(), grace="1 hour"
+        )
+
+
 # First ingested copy per reference (the pipeline's tie-breakers), then per customer × meter.
 FLOOR_SQL = """
 select customer_id, event_name, count(*) as count_events, sum(value) as total_value
@@ -328,6 +339,7 @@ def run_steps(run: Run) -> None:
         if not _attempt(run, name, step):
             return
     _attempt(run, "floor", step_floor)
+    _attempt(run, "event_models", step_event_models)
     _warm_up_airflow()
     endpoint = _attempt(run, "webhook_endpoint", step_webhook_endpoint)
     _attempt(run, "hourly_1_month", lambda r: step_hourly(r, label="1m", hour_start=timeline.first_hour, tag="h1"))

@@ -134,6 +134,16 @@ def rebuild(*, as_of: str, grace: str) -> int:
         )
 
 
+def rebuild_usage(*, as_of: str, grace: str) -> int:
+    """The usage models alone rebuilt from raw, without their data tests: the incremental chain
+    (dedupe, validate, attribute, aggregate per period) that `build` repairs with (bench/)."""
+    with _dbt_lock():
+        return _invoke(
+            "run", "--full-refresh", "--select", INCREMENTAL_CHAIN,
+            run=_run_values(as_of=as_of, grace=grace, raw_rewrites=_raw_rewrites()),
+        )
+
+
 def run_unit_tests() -> int:
     """Every `unit_tests:` block of the models' YAML (they need the models' parents built once)."""
     with _dbt_lock():
