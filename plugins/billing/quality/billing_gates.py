@@ -35,9 +35,12 @@ def _closing_periods() -> str:
 
 
 def _closing_events() -> str:
+    """The events this run is about to bill: the columns the closing_events checks read."""
     return f"""
         with closing_periods as ({_closing_periods()})
-        select events.*
+        select events.reference, events.customer_id, events.subscription_id, events.plan_id,
+            events.event_name, events.aggregation, events.action, events.value, events.occurred_at,
+            events.ingested_at, events.period_start, events.period_end
         from {ref('int_usage_events__attributed')} as events
         inner join closing_periods
             on events.subscription_id = closing_periods.subscription_id

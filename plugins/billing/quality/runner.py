@@ -1,13 +1,14 @@
 """Run a gate with Great Expectations against the warehouse, keep the results, report failures.
 
 Each run builds one ephemeral GX context with a Postgres datasource; every check becomes a table
-asset (a view of its query, see `check_view`), an expectation suite, a validation definition and
-a checkpoint. Results go to `billing.quality_results` (the history), and GX Data Docs HTML of the
+asset (its query's rows, see `check_rows`), an expectation suite, a validation definition and a
+checkpoint. Results go to `billing.quality_results` (the history), and GX Data Docs HTML of the
 gate's latest run to `BILLING_HOME/data_docs/<gate>/index.html`.
 
-Cost: GX runs about two queries per expectation to list offending rows, each running the check's
-query again. A check is therefore validated with counts only (`COUNTS_FORMAT`: a few queries per
-check), and only a check that fails is validated again for its offending rows.
+Cost: GX runs several queries per check (a row count, each expectation's count, two more per
+expectation to list offending rows). They read the check's rows, computed once, not its query;
+and a check is validated with counts only (`COUNTS_FORMAT`), then again for its offending rows
+only when it fails.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 DATASOURCE = "warehouse"
 DATA_DOCS_SITE = "billing"
-# Where a check's query lives as a view while its gate runs (created by `billing init`).
+# Where a check's rows are kept while its gate runs (created by `billing init`).
 CHECKS_SCHEMA = "billing_checks"
 # How many rows of each expectation were checked and broke it, without listing them.
 COUNTS_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
@@ -103,8 +104,8 @@ def run_check(context: Any, datasource: Any, gate_name: str, check: Check, query
     """Validate one check's query result; returns GX's ExpectationSuiteValidationResult."""
     gx = load_great_expectations()
     name = f"{gate_name}.{check.name}"
-    with check_view(query) as view:
-        asset = datasource.add_table_asset(name=check.name, table_name=view)
+    with check_rows(query) as table:
+        asset = datasource.add_table_asset(name=check.name, table_name=table)
         batch = asset.add_batch_definition_whole_table(name="whole_result")
         # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
         expectations = [expectation.copy(deep=True) for expectation in check.expectations]
@@ -126,20 +127,22 @@ def run_checkpoint(context: Any, name: str, validation: Any, run_id: Any, result
 
 
 @contextmanager
-def check_view(query: str) -> Iterator[str]:
-    """A view of `query` in CHECKS_SCHEMA for as long as the check runs; yields its name.
+def check_rows(query: str) -> Iterator[str]:
+    """The rows of `query`, computed once into a table of CHECKS_SCHEMA for as long as the check runs;
+    yields the table's name.
 
-    GX reads a query asset's columns by running the whole query and fetching every row into
-    memory (millions at full size); a view's columns it reads from the catalog.
+    Unlogged: scratch rows need no crash safety. (GX would read a query asset's columns by running
+    the query and fetching every row into memory; a table's it reads from the catalog.)
     """
-    view = f"check_{uuid.uuid4().hex}"
+    table = f"check_{uuid.uuid4().hex}"
     with connect() as connection:
-        connection.execute(f"create view {CHECKS_SCHEMA}.{view} as {query}")
+        connection.execute(f"create unlogged table {CHECKS_SCHEMA}.{table} as {query}")
+        connection.execute(f"analyze {CHECKS_SCHEMA}.{table}")
     try:
-        yield view
+        yield table
     finally:
         with connect() as connection:
-            connection.execute(f"drop view if exists {CHECKS_SCHEMA}.{view}")
+            connection.execute(f"drop table if exists {CHECKS_SCHEMA}.{table}")
 
 
 def with_query_sample(outcome: Outcome, query: str) -> Outcome:
@@ -172,7 +175,7 @@ def load_great_expectations() -> ModuleType:
     from sqlalchemy import types
     from sqlalchemy.dialects.postgresql.base import ischema_names
 
-    # NOTE: GX types every column of a check's view through SQLAlchemy, which does not know
+    # NOTE: GX types every column of a check's table through SQLAlchemy, which does not know
     # PostgreSQL's `tid` (the event models' raw_row_position): read it as text.
     ischema_names.setdefault("tid", types.Text)
     return great_expectations
@@ -211,7 +214,7 @@ def data_docs_site(directory: str) -> dict[str, Any]:
 
 def sqlalchemy_url(url: str) -> str:
     """The warehouse URL for SQLAlchemy's psycopg2 driver, its sessions in UTC like ours, finding the
-    checks' views by their bare names (a view's query names every table it reads in full)."""
+    checks' tables by their bare names."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url).set(drivername="postgresql+psycopg2")

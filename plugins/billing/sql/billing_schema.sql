@@ -3,7 +3,7 @@
 
 create schema if not exists billing;
 
--- Scratch space of the quality gates: each check's query as a view while its gate runs.
+-- Scratch space of the quality gates: each check's rows while its gate runs.
 create schema if not exists billing_checks;
 
 create table if not exists billing.invoices (
