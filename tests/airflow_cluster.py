@@ -8,7 +8,8 @@ runs of later tests, and the 2 cores are free again). A test module uses them wi
     pytest_plugins = ["airflow_cluster"]
 
 (a plugin, not an imported fixture: a fixture imported into two modules would be two session
-fixtures, starting Airflow twice), and gets `billing_cycle_close` unpaused for its own duration.
+fixtures, starting Airflow twice), marks its tests `scheduler` (tests/conftest.py runs them all on
+one worker, before any other group), and gets `billing_cycle_close` unpaused for each test.
 
 The api-server authenticates (SimpleAuthManager, no "all admins"): users `billing` (role `user`,
 enough to trigger, clear and read runs) and `auditor` (role `viewer`), with the passwords in
@@ -299,6 +300,7 @@ def airflow_cluster(warehouse: str, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def airflow(airflow_cluster: AirflowUnderTest, request: pytest.FixtureRequest) -> Iterator[AirflowUnderTest]:
     """The session's Airflow, with billing_cycle_close unpaused during the test."""
+    assert request.node.get_closest_marker("scheduler"), f"{request.node.nodeid} uses Airflow: mark it scheduler"
     assert airflow_cluster.running, f"the session's Airflow is not running\n{airflow_cluster.log_tails()}"
     airflow_cluster.set_paused(DAG_ID, False)
     yield airflow_cluster

@@ -3,7 +3,8 @@
 Every test that touches the warehouse shares it; tests that need a clean slate call
 `reset_warehouse()`, which empties the tables instead of starting a new server. Under
 pytest-xdist each worker is a session of its own (its own BILLING_HOME and warehouse), and runs
-whole modules: tests of a module may build on each other's state.
+whole modules: tests of a module may build on each other's state. A module marked `independent`
+(each of its tests builds its own state) is spread test by test instead.
 """
 
 from __future__ import annotations
@@ -19,17 +20,37 @@ import pytest
 # task's retry waits a second here, not the minute operators get by default.
 os.environ.setdefault("BILLING_TASK_RETRY_DELAY", "1 second")
 
-# Modules that share a session fixture too costly to start twice (a real Airflow scheduler and
-# api-server, tests/airflow_cluster.py) run on one worker.
-SHARED_WORKER = {"test_airflow_backfill.py": "airflow_cluster", "test_airflow_api.py": "airflow_cluster"}
-
 
 # NOTE: tryfirst: xdist reads the group marks in its own modifyitems hook, which must come after.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for xdist, and put the groups in the order the workers take them.
+
+    A group runs on one worker, in collection order: a module's tests; every test marked
+    `scheduler` (they share one real Airflow, tests/airflow_cluster.py); or, in a module marked
+    `independent`, each test alone. Groups are handed out in list order (`--no-loadscope-reorder`):
+    the scheduler's first, as the longest, then those marked `slow`, then the rest, so that both
+    workers end on short groups and finish together.
+    """
+    groups: dict[str, list[pytest.Item]] = {}
     for item in items:
-        group = SHARED_WORKER.get(item.path.name, str(item.path))
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("scheduler"):
+            group = "airflow_cluster"
+        elif item.get_closest_marker("independent"):
+            group = None  # xdist's default: the test is its own unit
+        else:
+            group = str(item.path)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+        groups.setdefault(group or item.nodeid, []).append(item)
+    items[:] = [item for tests in sorted(groups.values(), key=_turn) for item in tests]
+
+
+def _turn(tests: list[pytest.Item]) -> int:
+    """0, 1 or 2: when a group is handed out (collection order among groups of one turn)."""
+    if tests[0].get_closest_marker("scheduler"):
+        return 0
+    return 1 if any(test.get_closest_marker("slow") for test in tests) else 2
 
 
 @pytest.fixture(scope="session", autouse=True)

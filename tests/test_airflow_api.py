@@ -33,6 +33,8 @@ pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
 from airflow_cluster import DAG_ID, UTC, AirflowUnderTest, free_port  # noqa: E402
 
+pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
+
 AS_OF = datetime(2026, 11, 1, 1, tzinfo=UTC)
 FAILING_AT = datetime(2026, 11, 2, tzinfo=UTC)
 

@@ -41,6 +41,8 @@ pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
 from airflow_cluster import DAG_ID, UTC, AirflowUnderTest  # noqa: E402
 
+pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
+
 SLOTS = [
     datetime(2026, 3, 1, 0, tzinfo=UTC),  # Berlin's period is closable
     datetime(2026, 3, 1, 1, tzinfo=UTC),  # the two UTC periods are closable too

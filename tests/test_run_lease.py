@@ -14,6 +14,8 @@ from billing import runs
 from conftest import query, reset_warehouse
 from spine.test_time import AS_OF, INVOICE_COLUMNS, _load
 
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
+
 HOLD_THE_LEASE = """
 import sys, time
 from billing.runs import exclusive

@@ -19,6 +19,8 @@ from conftest import query, reset_warehouse, run_cli
 from psycopg import errors, sql
 from spine.catalogs import TWICE
 
+pytestmark = pytest.mark.slow
+
 ENDPOINT = """
 webhook_endpoints:
   - {endpoint_id: hooks, url: "http://127.0.0.1:9/hooks", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}

@@ -24,6 +24,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+pytestmark = pytest.mark.slow
+
 DASHBOARD_HINT = "The dashboard on this warehouse: "
 WAIT_SECONDS = 90
 

@@ -23,6 +23,8 @@ from conftest import query, reset_warehouse, run_dag
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
 
+pytestmark = pytest.mark.slow
+
 CATALOG = PRO_PLAN + """
   - plan_id: yen
     name: Yen

@@ -25,6 +25,8 @@ from billing.webhooks import MAX_ATTEMPTS, WebhookReceiver, dispatch_webhooks, e
 from billing.window import ClosingWindow
 from conftest import query, reset_warehouse
 
+pytestmark = pytest.mark.slow
+
 CATALOG = """
 meters:
   - {event_name: api_call, display_name: API calls, aggregation: sum}

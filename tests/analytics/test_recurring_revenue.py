@@ -19,6 +19,8 @@ from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
 
+pytestmark = pytest.mark.slow
+
 AS_OF = "2026-08-01T01:00:00Z"
 
 CATALOG = PRO_PLAN + """

@@ -26,6 +26,8 @@ from conftest import query, reset_warehouse, run_cli  # noqa: E402
 from generator import METERS, scenario  # noqa: E402
 from reference import Invoice, compute_invoices, duplicates, parse_events  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
+
 SEEDS = [int(seed) for seed in os.environ.get("DIFFERENTIAL_SEEDS", "1,2").split(",")]
 TOLERANCE = Fraction(1, 10**12)  # for quantities the pipeline may compute by a truncating division
 

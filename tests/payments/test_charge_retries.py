@@ -18,6 +18,8 @@ from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_dag
 from spine.events import usage, write_csv
 
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
+
 CATALOG = """
 meters:
   - {event_name: api_call, display_name: API calls, aggregation: sum}

@@ -22,6 +22,8 @@ from billing.warehouse import connect
 from billing.window import ClosingWindow
 from conftest import query, reset_warehouse
 
+pytestmark = pytest.mark.slow
+
 CATALOG = """
 meters:
   - {event_name: api_call, display_name: API calls, aggregation: sum}

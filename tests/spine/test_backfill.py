@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from billing.backfill import backfill, plan
 from billing.catalog import apply_catalog
 from billing.loading import load_events
@@ -11,6 +12,8 @@ from conftest import query, reset_warehouse
 
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 CATALOG = PRO_PLAN + """
 customers:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import query, reset_warehouse, run_cli
 
 from spine.catalogs import USAGE_PLAN
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 CATALOG = USAGE_PLAN + """
 customers:

@@ -14,6 +14,8 @@ from conftest import query, reset_warehouse, run_cli
 
 from spine.events import july_events, june_events, late_duplicates, write_csv
 
+pytestmark = pytest.mark.slow
+
 CATALOG = Path(__file__).with_name("catalog.yaml")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 JUNE_CLOSE = "2026-07-01T01:00:00Z"

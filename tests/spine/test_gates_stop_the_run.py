@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.orchestration import run_dag as run_dag_outcome
@@ -15,6 +16,8 @@ from conftest import query, reset_warehouse, run_dag
 
 from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 FIX = """
 subscriptions:

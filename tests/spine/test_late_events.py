@@ -9,11 +9,14 @@ After a churn no invoice can: the difference is listed in billing_marts.fct_unbi
 
 from __future__ import annotations
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
 
 from spine.events import usage, write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
 
 CATALOG = """
 meters:

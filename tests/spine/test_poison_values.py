@@ -4,12 +4,15 @@ amount no invoice line can hold holds that customer's draft; every other custome
 
 from __future__ import annotations
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
 
 from spine.catalogs import PRO_PLAN
 from spine.events import write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
 
 CATALOG = """
 meters:

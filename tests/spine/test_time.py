@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.orchestration import run_dag
@@ -19,6 +20,8 @@ from conftest import query, reset_warehouse, run_cli
 
 from spine.catalogs import PRO_PLAN
 from spine.events import write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.independent]
 
 CATALOG = PRO_PLAN + """
 customers:

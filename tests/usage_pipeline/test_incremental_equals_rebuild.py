@@ -29,6 +29,8 @@ from conftest import query, reset_warehouse, run_dag
 sys.path.insert(0, str(Path(__file__).parents[1] / "differential"))
 from generator import AS_OF, scenario  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 SEED = 7
 CUSTOMERS = 12
 LATE_CUSTOMER = "c02"  # its catalog entry arrives after its first events were processed

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from billing import transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 CATALOG = """
 meters:

@@ -5,10 +5,13 @@ Driven through the hourly usage_pipeline DAG (real Airflow), as the scheduler wo
 
 from __future__ import annotations
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 CATALOG = """
 meters:
