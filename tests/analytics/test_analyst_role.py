@@ -15,12 +15,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from billing.warehouse import connect, warehouse_url
-from conftest import query, reset_warehouse, run_cli
+from conftest import query, reset_warehouse, run_cli, run_dag
 from psycopg import errors, sql
 from spine.catalogs import TWICE
 
 pytestmark = pytest.mark.slow
 
+JUNE_CLOSE = "2026-07-01T01:00:00Z"
 ENDPOINT = """
 webhook_endpoints:
   - {endpoint_id: hooks, url: "http://127.0.0.1:9/hooks", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
@@ -55,7 +56,8 @@ def june_closed(warehouse, tmp_path_factory):
     run_cli("catalog", "apply", str(folder / "catalog.yaml"))
     run_cli("catalog", "apply", str(folder / "endpoint.yaml"))
     run_cli("load", "events", str(folder / "events.csv"))
-    run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z")
+    # in this process: a `billing close-cycles` would start Airflow, dbt and GX again (about 15 s)
+    run_dag("billing_cycle_close", JUNE_CLOSE, as_of=JUNE_CLOSE)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +193,7 @@ def _eventually(condition) -> bool:
 def test_the_grants_survive_a_rebuild_that_replaces_every_mart(analyst: str) -> None:
     before = {name: oid for name, oid in query(
         "select relname, oid from pg_class where relnamespace = 'billing_marts'::regnamespace")}
-    run_cli("rebuild", "--as-of", "2026-07-01T01:00:00Z")
+    run_cli("rebuild", "--as-of", JUNE_CLOSE)
     after = dict(query("select relname, oid from pg_class where relnamespace = 'billing_marts'::regnamespace"))
     assert [name for name in before if before[name] == after.get(name)] == [], "every mart is a new relation"
     relations = marts()
