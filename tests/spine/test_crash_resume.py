@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import query, reset_warehouse, run_cli
+from conftest import query, reset_warehouse, run_cli, run_dag
 
 from spine.catalogs import USAGE_PLAN
 from spine.events import usage, write_csv
@@ -38,7 +38,7 @@ def test_charge_interrupted_after_recording_is_resumed_with_the_same_key(warehou
         str(write_csv(tmp_path / "events.csv", usage("flaky", "api_call", [12_345], "2026-06-03", "x"))),
     )
 
-    run_cli("close-cycles", "--as-of", "2026-07-01T01:00:00Z")
+    run_dag("billing_cycle_close", "2026-07-01T01:00:00Z", as_of="2026-07-01T01:00:00Z")
 
     log = (Path(os.environ["BILLING_HOME"]) / "airflow" / "logs" / "runs.log").read_text()
     assert "ChargesUnresolved: outcome unknown, will be resumed with the same key" in log  # the first try
