@@ -258,7 +258,10 @@ def airflow_cluster(warehouse: str, tmp_path_factory: pytest.TempPathFactory) ->
         **os.environ,
         **airflow_environment(),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "1",  # LocalExecutor forks this many workers; the DAG is a chain
+        # NOTE: LocalExecutor forks this many workers. The DAG is a chain, but a run waiting for the
+        # lease polls it in a task of its own (begin_run, every 5 s): with one worker it delays the
+        # chain of the run that holds the lease.
+        "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         # NOTE: the scheduler signs the tokens its task workers present to the api-server.
@@ -275,8 +278,13 @@ def airflow_cluster(warehouse: str, tmp_path_factory: pytest.TempPathFactory) ->
         # it is given (backfills, triggers), as in a deployment whose hourly schedule is held.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         # NOTE: a task's supervisor sometimes notices that its task process has exited only at its
-        # next heartbeat (default every 5 s), holding the only worker until then; about 10 s a run.
+        # next heartbeat (default every 5 s), holding its worker until then; about 10 s a run.
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        # NOTE: an idle scheduler loop sleeps 1 s by default before it queues the next task of a chain.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        # NOTE: the DAG files do not change during a session: parsed once at start, not every 30 s
+        # on the cores the other worker's tests need.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
     }
     airflow = AirflowUnderTest(env=env, logs=logs, api_url=f"http://127.0.0.1:{port}", passwords=passwords)
     started = datetime.now(UTC)
