@@ -14,11 +14,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import LoadError, load_events
 from conftest import query, reset_warehouse, run_dag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+pytestmark = pytest.mark.slow
 
 CATALOG = """
 meters:

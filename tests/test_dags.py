@@ -21,6 +21,8 @@ from billing.settings import task_retry_delay
 from conftest import query, reset_warehouse
 from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 
+pytestmark = pytest.mark.slow
+
 DAG_IDS = ["billing_cycle_close", "charge_retries", "usage_pipeline", "webhook_dispatch"]
 MODEL_BUILDS = {"build_event_models", "rate_draft_invoices", "update_usage", "rate_current_usage"}
 RUN_FAILED_EVENTS = (

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from billing.orchestration import run_dag
 
+pytestmark = pytest.mark.slow
+
 # Each task appends "<task> <pid>" to the file named by conf["out"]; "load" raises when
 # conf["fail"] is set.
 DAG_FILE = '''

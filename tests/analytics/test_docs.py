@@ -16,6 +16,8 @@ import pytest
 from billing import transform
 from conftest import reset_warehouse, run_cli
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def marts_built(warehouse):

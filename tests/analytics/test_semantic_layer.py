@@ -17,7 +17,7 @@ from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.events import june_events, write_csv
 
 # MetricFlow's spinner (halo) calls Thread.setDaemon
-pytestmark = pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")]
 
 CATALOG = Path(__file__).parents[1] / "spine" / "catalog.yaml"
 JUNE_CLOSE = "2026-07-01T01:00:00Z"
