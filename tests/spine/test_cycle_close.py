@@ -1,7 +1,9 @@
 """The billing spine end to end: CLI → Airflow DAG → dbt → gates → invoices → charges → webhooks.
 
-One warehouse, two closes (June, then July), every worked example of the spine issue checked to
-the cent, and the re-run guarantees: same invoices, one charge attempt per invoice, same events.
+One warehouse, two closes (June through `billing close-cycles`; its re-run and July in this process,
+as the command runs them, without starting Airflow, dbt and GX again), every worked example of the
+spine issue checked to the cent, and the re-run guarantees: same invoices, one charge attempt per
+invoice, same events.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from billing.webhooks.receiver import WebhookReceiver
-from conftest import query, reset_warehouse, run_cli
+from conftest import query, reset_warehouse, run_cli, run_dag
 
 from spine.events import july_events, june_events, late_duplicates, write_csv
 
@@ -148,14 +150,14 @@ def test_webhooks_are_signed_and_announce_each_state_change(june_closed, receive
 def test_rerunning_the_same_close_changes_nothing(june_closed, receiver):
     before = _snapshot()
     delivered = len(receiver.accepted)
-    run_cli("close-cycles", "--as-of", JUNE_CLOSE)
+    run_dag("billing_cycle_close", JUNE_CLOSE, as_of=JUNE_CLOSE)
     assert _snapshot() == before
     assert len(receiver.accepted) == delivered
 
 
 def test_a_later_close_issues_only_the_new_periods(june_closed, receiver):
     run_cli("load", "events", str(write_csv(june_closed / "july.csv", july_events())))
-    run_cli("close-cycles", "--as-of", JULY_CLOSE)
+    run_dag("billing_cycle_close", JULY_CLOSE, as_of=JULY_CLOSE)
     new = query("select invoice_number, subscription_id from billing.invoices"
                 " where invoice_number > 'INV-000006' order by 1")
     assert new == [
