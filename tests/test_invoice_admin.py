@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.events import usage, write_csv
+
+pytestmark = pytest.mark.slow
 
 CATALOG = """
 meters:
