@@ -3,12 +3,13 @@
 # Every package at the version in constraints.txt (scripts/lock.sh writes it), installed by uv
 # (pip brings uv, then uv the rest: about 30 s where pip alone takes 80 s or more). Re-running is
 # cheap: the install is skipped while pyproject.toml and constraints.txt are unchanged.
-# Also the Debian packages the tests drive: chromium and its driver (the dashboard test), installed
-# with apt-get as root when missing.
+# Also the Debian packages the tests drive, installed with apt-get as root when missing: chromium and
+# its driver (the dashboard test), redis-server (the Celery broker of the team deployment's test)
+# and postgresql-15 (a warehouse server the project did not start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(chromium chromium-driver)
+debian_packages=(chromium chromium-driver redis-server postgresql-15)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -18,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "warning: ${missing[*]} missing (the dashboard test needs them): apt-get install ${missing[*]} as root" >&2
+        echo "warning: ${missing[*]} missing (tests need them): apt-get install ${missing[*]} as root" >&2
     fi
 fi
 
