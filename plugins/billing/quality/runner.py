@@ -1,14 +1,14 @@
 """Run a gate with Great Expectations against the warehouse, keep the results, report failures.
 
 Each run builds one ephemeral GX context with a Postgres datasource; every check becomes a table
-asset (its query's rows, see `check_rows`), an expectation suite, a validation definition and a
-checkpoint. Results go to `billing.quality_results` (the history), and GX Data Docs HTML of the
+asset (its query's rows, see `check_tables`), an expectation suite and a validation definition, all
+run by one checkpoint. Results go to `billing.quality_results` (the history), and GX Data Docs HTML of the
 gate's latest run to `BILLING_HOME/data_docs/<gate>/index.html`.
 
 Cost: GX runs several queries per check (a row count, each expectation's count, two more per
 expectation to list offending rows). They read the check's rows, computed once, not its query;
-and a check is validated with counts only (`COUNTS_FORMAT`), then again for its offending rows
-only when it fails.
+and the checks are validated with counts only (`COUNTS_FORMAT`), then a failed one again for its
+offending rows.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,69 +80,93 @@ def run_gate(gate: Gate, *, run_label: str) -> GateResult:
 
 
 def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
+    """Every check of `gate` validated with counts in one checkpoint; a failed check again for its
+    offending rows."""
     gx = load_great_expectations()
     datasource = context.data_sources.add_postgres(name=DATASOURCE, connection_string=sqlalchemy_url(warehouse_url()))
     run_id = gx.RunIdentifier(run_name=run_label, run_time=datetime.datetime.now(datetime.UTC))
+    queries = {check.name: gate.query_of(check) for check in gate.checks}
+    with check_tables(queries) as tables:
+        validations = {
+            check.name: validation_definition(context, datasource, gate.name, check, tables[check.name])
+            for check in gate.checks if not isinstance(tables[check.name], QueryError)
+        }
+        results = run_checkpoint(context, f"{gate.name}.counts", list(validations.values()), run_id,
+                                 COUNTS_FORMAT) if validations else {}
+        for check in gate.checks:
+            if check.name in results and not results[check.name].success:
+                results.update(run_checkpoint(context, f"{gate.name}.{check.name}.offending_rows",
+                                              [validations[check.name]], run_id, result_format(check)))
     outcomes = []
     for check in gate.checks:
-        query = gate.query_of(check)
-        try:
-            validation = run_check(context, datasource, gate.name, check, query, run_id)
-        except psycopg.Error as error:
+        table = tables[check.name]
+        if isinstance(table, QueryError):
             # NOTE: the query does not run (a missing table, a syntax error): each expectation of
             # the check fails with the database's error, as GX reports an error of its own.
-            message = str(error).splitlines()[0]
-            results = [failed_to_run(check.name, expectation.configuration, message)
+            checked = [failed_to_run(check.name, expectation.configuration, table.message)
                        for expectation in check.expectations]
         else:
-            results = [outcome_of(check.name, result) for result in validation.results]
-        outcomes += [with_query_sample(replace(outcome, blocking=check.blocking), query) for outcome in results]
+            checked = [outcome_of(check.name, result) for result in results[check.name].results]
+        outcomes += [with_query_sample(replace(outcome, blocking=check.blocking), queries[check.name])
+                     for outcome in checked]
     return outcomes
 
 
-def run_check(context: Any, datasource: Any, gate_name: str, check: Check, query: str, run_id: Any) -> Any:
-    """Validate one check's query result; returns GX's ExpectationSuiteValidationResult."""
+def validation_definition(context: Any, datasource: Any, gate_name: str, check: Check, table: str) -> Any:
+    """The GX validation of one check: its table's rows against its expectations."""
     gx = load_great_expectations()
     name = f"{gate_name}.{check.name}"
-    with check_rows(query) as table:
-        asset = datasource.add_table_asset(name=check.name, table_name=table)
-        batch = asset.add_batch_definition_whole_table(name="whole_result")
-        # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
-        expectations = [expectation.copy(deep=True) for expectation in check.expectations]
-        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
-        validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        # NOTE: GX sets the result format per checkpoint, hence a checkpoint per check and format.
-        counted = run_checkpoint(context, name, validation, run_id, COUNTS_FORMAT)
-        if counted.success:
-            return counted
-        return run_checkpoint(context, f"{name}.offending_rows", validation, run_id, result_format(check))
+    asset = datasource.add_table_asset(name=check.name, table_name=table)
+    batch = asset.add_batch_definition_whole_table(name="whole_result")
+    # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
+    expectations = [expectation.copy(deep=True) for expectation in check.expectations]
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+    return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
-def run_checkpoint(context: Any, name: str, validation: Any, run_id: Any, result_format: dict[str, Any]) -> Any:
+def run_checkpoint(context: Any, name: str, validations: list[Any], run_id: Any,
+                   result_format: dict[str, Any]) -> dict[str, Any]:
+    """Run `validations` in one checkpoint; each check's ExpectationSuiteValidationResult by check name."""
     gx = load_great_expectations()
     checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name=name, validation_definitions=[validation], result_format=result_format)
+        gx.Checkpoint(name=name, validation_definitions=validations, result_format=result_format)
     )
-    return next(iter(checkpoint.run(run_id=run_id).run_results.values()))
+    results = checkpoint.run(run_id=run_id).run_results.values()
+    return {result.suite_name.split(".", 1)[1]: result for result in results}
+
+
+@dataclass(frozen=True)
+class QueryError:
+    """A check's query that the warehouse refused, with the first line of its error."""
+
+    message: str
 
 
 @contextmanager
-def check_rows(query: str) -> Iterator[str]:
-    """The rows of `query`, computed once into a table of CHECKS_SCHEMA for as long as the check runs;
-    yields the table's name.
+def check_tables(queries: dict[str, str]) -> Iterator[dict[str, str | QueryError]]:
+    """Each check's rows computed once into a table of CHECKS_SCHEMA for as long as the gate runs;
+    yields each check's table name, or the error its query raised.
 
     Unlogged: scratch rows need no crash safety. (GX would read a query asset's columns by running
     the query and fetching every row into memory; a table's it reads from the catalog.)
     """
-    table = f"check_{uuid.uuid4().hex}"
-    with connect() as connection:
-        connection.execute(f"create unlogged table {CHECKS_SCHEMA}.{table} as {query}")
-        connection.execute(f"analyze {CHECKS_SCHEMA}.{table}")
-    try:
-        yield table
-    finally:
-        with connect() as connection:
-            connection.execute(f"drop table if exists {CHECKS_SCHEMA}.{table}")
+    tables: dict[str, str | QueryError] = {}
+    with connect(autocommit=True) as connection:
+        try:
+            for name, query in queries.items():
+                table = f"check_{uuid.uuid4().hex}"
+                try:
+                    connection.execute(f"create unlogged table {CHECKS_SCHEMA}.{table} as {query}")
+                    connection.execute(f"analyze {CHECKS_SCHEMA}.{table}")
+                except psycopg.Error as error:
+                    tables[name] = QueryError(str(error).splitlines()[0])
+                else:
+                    tables[name] = table
+            yield tables
+        finally:
+            created = [table for table in tables.values() if isinstance(table, str)]
+            if created:
+                connection.execute("drop table if exists " + ", ".join(f"{CHECKS_SCHEMA}.{table}" for table in created))
 
 
 def with_query_sample(outcome: Outcome, query: str) -> Outcome:
@@ -209,6 +233,9 @@ def data_docs_site(directory: str) -> dict[str, Any]:
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": directory},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        # NOTE: the validation pages show each expectation with its result: no page per suite (one
+        # per check) and no profiling pages, which only cost rendering.
+        "site_section_builders": {"expectations": "0", "profiling": "0"},
     }
 
 
