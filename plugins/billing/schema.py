@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from billing.analysts import grant_analyst_role
 from billing.contracts import contracts
+from billing.quality.contract_gate import change_counting_sql
 from billing.settings import PROJECT_ROOT
 from billing.warehouse import connect
 
@@ -42,5 +43,6 @@ def init_warehouse() -> None:
             for statement in contract.create_indexes_sql():
                 connection.execute(statement)
         connection.execute(RAW_EVENT_REWRITES_SQL)
+        connection.execute(change_counting_sql())
         connection.execute(BILLING_SCHEMA_SQL.read_text())
         grant_analyst_role(connection)

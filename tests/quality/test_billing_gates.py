@@ -18,6 +18,8 @@ from billing.invoicing import issue_invoices
 from billing.quality import GateFailed
 from billing.quality import billing_gates as gates
 from billing.quality.acknowledgements import acknowledge
+from billing.quality.contract_gate import contract_tables_version, raw_contracts_gate
+from billing.schema import init_warehouse
 from billing.warehouse import connect
 from billing.window import ClosingWindow
 from conftest import query, reset_warehouse
@@ -180,6 +182,43 @@ def test_raw_contracts_stop_data_that_breaks_a_contract(scenario, quality_config
         execute("delete from raw.plan_charges where event_name = 'storage_gb'")
         execute("delete from raw.subscriptions where subscription_id in ('s1-again', 's-ghost')")
         execute("delete from raw.customers where customer_id = 'c3'")
+
+
+def test_raw_contracts_are_not_checked_again_until_an_enforced_table_changes(scenario):
+    one_run = sum(len(check.expectations) for check in raw_contracts_gate().checks)
+
+    def stored() -> int:
+        return query("select count(*) from billing.quality_results where gate = 'raw_contracts'")[0][0]
+
+    assert gates.check_raw_contracts(**WINDOW).success
+    passed = stored()
+    assert gates.check_raw_contracts(**WINDOW).success  # nothing changed since it passed: not checked
+    assert stored() == passed
+
+    execute("update raw.customers set name = 'One Inc' where customer_id = 'c1'")
+    assert gates.check_raw_contracts(**WINDOW).success
+    assert stored() == passed + one_run
+    execute("insert into raw.customers (customer_id, name, currency, timezone, collection_method)"
+            " values ('c3', 'Three', 'USD', 'UTC', 'invoice')")
+    try:
+        with pytest.raises(GateFailed) as failed:
+            gates.check_raw_contracts(**WINDOW)
+        assert failed_checks(failed) == {"customers__columns"}
+        with pytest.raises(GateFailed):  # a failure is never remembered as a pass
+            gates.check_raw_contracts(**WINDOW)
+        assert stored() == passed + 3 * one_run
+    finally:
+        execute("delete from raw.customers where customer_id = 'c3'")
+
+    execute("drop trigger contract_table_changed on raw.meters")  # a table that does not count its changes
+    try:
+        assert contract_tables_version() is None
+        assert gates.check_raw_contracts(**WINDOW).success
+        assert gates.check_raw_contracts(**WINDOW).success
+        assert stored() == passed + 5 * one_run
+    finally:
+        init_warehouse()
+    assert contract_tables_version() is not None
     assert gates.check_raw_contracts(**WINDOW).success
 
 

@@ -11,6 +11,10 @@ quarantined by dbt instead), the gate checks the raw table as it is in the wareh
 - `<table>__<rule>`: each table rule's query returns no rows.
 
 So the DDL (`billing init`), the catalog validation and this gate read the same contracts.
+
+The enforced tables count their changes (a statement trigger bumps `raw.contract_table_changes`
+on any insert, update, delete or truncate), so a cycle close whose raw tables have not changed
+since the gate last passed does not check them again (`contract_tables_version`).
 """
 
 from __future__ import annotations
@@ -23,16 +27,69 @@ from billing.contracts import Column, Contract, contracts
 from billing.quality.gates import Check, Gate
 
 GATE_NAME = "raw_contracts"
+CHANGE_TRIGGER = "contract_table_changed"
+
+
+def enforced_contracts() -> list[Contract]:
+    """The contracts whose violations stop the run: the tables this gate checks."""
+    return [contract for contract in contracts().values() if contract.on_violation == "stop"]
 
 
 def raw_contracts_gate(*, as_of: datetime | None = None, tables: tuple[str, ...] | None = None) -> Gate:
     """The gate for every enforced contract (or only `tables`)."""
     checks = []
-    for contract in contracts().values():
-        if contract.on_violation != "stop" or (tables is not None and contract.table not in tables):
-            continue
-        checks.extend(contract_checks(contract))
+    for contract in enforced_contracts():
+        if tables is None or contract.table in tables:
+            checks.extend(contract_checks(contract))
     return Gate(GATE_NAME, checks=tuple(checks), as_of=as_of)
+
+
+def change_counting_sql() -> str:
+    """`billing init`'s DDL for the change counter of the enforced tables."""
+    triggers = "".join(
+        f"""
+create or replace trigger {CHANGE_TRIGGER}
+    after insert or update or delete or truncate on raw.{contract.table}
+    for each statement execute function raw.count_contract_table_change();
+""" for contract in enforced_contracts())
+    return """
+create sequence if not exists raw.contract_table_changes;
+
+create or replace function raw.count_contract_table_change() returns trigger
+language plpgsql as $$
+begin
+    perform nextval('raw.contract_table_changes');
+    return null;
+end
+$$;
+""" + triggers
+
+
+def contract_tables_version() -> str | None:
+    """The state of the enforced tables: the change counter and each table's identity. None when a
+    table does not count its changes (made by hand, or before `billing init` added the trigger)."""
+    from billing.warehouse import connect
+
+    tables = [contract.table for contract in enforced_contracts()]
+    with connect() as connection:
+        counted = connection.execute(
+            "select to_regclass('raw.contract_table_changes') is not null").fetchone()[0]
+        if not counted:
+            return None
+        [(changes,)] = connection.execute(
+            "select case when is_called then last_value else 0 end from raw.contract_table_changes").fetchall()
+        identities = connection.execute(
+            """
+            select tables.relname, tables.oid, exists (
+                select from pg_trigger where tgrelid = tables.oid and tgname = %s
+            )
+            from pg_class as tables
+            where tables.relnamespace = 'raw'::regnamespace and tables.relname = any(%s)
+            order by tables.relname
+            """, (CHANGE_TRIGGER, tables)).fetchall()
+    if len(identities) != len(tables) or not all(counting for _name, _oid, counting in identities):
+        return None
+    return f"{changes}:" + ",".join(f"{name}={oid}" for name, oid, _counting in identities)
 
 
 def contract_checks(contract: Contract) -> list[Check]:

@@ -41,3 +41,23 @@ def save_outcomes(run_label: str, gate: str, outcomes: Iterable[Outcome]) -> Non
 def _jsonb(observed: Mapping[str, Any]) -> Jsonb:
     # NOTE: GX results hold dates, Decimals and numpy scalars; a round trip through str keeps them.
     return Jsonb(json.loads(json.dumps(observed, default=str)))
+
+
+def passed_unchanged(gate: str, fingerprint: str, data_version: str) -> str | None:
+    """The run label of the gate's last pass if it checked the same checks on the same data version."""
+    with connect() as connection:
+        row = connection.execute(
+            "select run_label from billing.gate_passes where gate = %s and fingerprint = %s and data_version = %s",
+            (gate, fingerprint, data_version),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def record_pass(gate: str, fingerprint: str, data_version: str, run_label: str) -> None:
+    with connect() as connection:
+        connection.execute(
+            "insert into billing.gate_passes (gate, fingerprint, data_version, run_label) values (%s, %s, %s, %s)"
+            " on conflict (gate) do update set fingerprint = excluded.fingerprint,"
+            " data_version = excluded.data_version, run_label = excluded.run_label, passed_at = now()",
+            (gate, fingerprint, data_version, run_label),
+        )

@@ -160,6 +160,17 @@ create table if not exists billing.quality_results (
 
 create index if not exists quality_results_by_run on billing.quality_results (run_label, gate, checked_at);
 
+-- The last time a gate whose inputs are versioned passed every check: what it checked (a fingerprint
+-- of its checks) and the version of its inputs then. A run that finds both unchanged does not check
+-- again (billing.quality.runner.run_gate).
+create table if not exists billing.gate_passes (
+    gate text primary key,
+    fingerprint text not null,
+    data_version text not null,
+    run_label text not null,
+    passed_at timestamptz not null default now()
+);
+
 -- The credit ledger (SPEC §6): what each grant gave to each invoice, written when the invoice
 -- is issued. A grant's balance is its amount less what it has given; never given twice.
 create table if not exists billing.credit_applications (
