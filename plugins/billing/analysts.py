@@ -32,9 +32,6 @@ begin
     if not exists (select from pg_roles where rolname = '{ANALYST_ROLE}') then
         create role {ANALYST_ROLE} nologin;
     end if;
-exception when insufficient_privilege then
-    raise exception 'billing init cannot create the role {ANALYST_ROLE}: give its user CREATEROLE,'
-        ' or have an administrator run: create role {ANALYST_ROLE} nologin';
 end
 $$;
 create schema if not exists {MARTS_SCHEMA};
@@ -51,8 +48,8 @@ class AnalystError(Exception):
 def grant_analyst_role(connection: psycopg.Connection) -> None:
     """Create the analyst role if missing and grant it the marts, present and future (in init's transaction).
 
-    Creating the role needs CREATEROLE; without it, init fails saying so (an administrator may
-    create the role beforehand instead).
+    Creating the role needs CREATEROLE, which init checks first (billing.schema); an administrator
+    may create the role beforehand instead.
     """
     connection.execute(GRANTS_SQL)
 
@@ -85,7 +82,15 @@ def add_analyst(name: str, *, rotate: bool = False) -> str:
         else:
             statement = sql.SQL("create role {} login password {} in role {}").format(
                 sql.Identifier(name), sql.Literal(password), sql.Identifier(ANALYST_ROLE))
-        connection.execute(statement)
+        try:
+            connection.execute(statement)
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise AnalystError(
+                f"role {connection.info.user} cannot create or change logins in {ANALYST_ROLE}"
+                f" ({error.diag.message_primary}): it needs CREATEROLE and, from PostgreSQL 16, ADMIN OPTION on"
+                f" {ANALYST_ROLE}; or an administrator runs: create role {name} login password '...'"
+                f" in role {ANALYST_ROLE}"
+            ) from None
     return analyst_url(name, password)
 
 

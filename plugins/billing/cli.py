@@ -44,9 +44,12 @@ def fail(message: str, code: int = 1) -> None:
 @app.command()
 def init() -> None:
     """Create or upgrade schemas `raw` and `billing` and everything the pipeline needs."""
-    from billing.schema import init_warehouse
+    from billing.schema import InitRefused, init_warehouse
 
-    init_warehouse()
+    try:
+        init_warehouse()
+    except InitRefused as error:
+        fail(str(error))
     console.print("warehouse ready: schemas raw and billing are up to date")
 
 
