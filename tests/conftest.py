@@ -88,11 +88,11 @@ def reset_warehouse() -> None:
         connection.execute(f"truncate {', '.join(name for (name,) in tables)} cascade")
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the `billing` console script as a user would, in this session's BILLING_HOME."""
+def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the `billing` console script as a user would, in this session's BILLING_HOME (`env`: more variables)."""
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("billing")), *args],
-        capture_output=True, text=True, env=os.environ.copy(), timeout=900,
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900,
     )
     if check and completed.returncode != 0:
         raise AssertionError(
