@@ -13,16 +13,29 @@ The run holds the warehouse's lease from `begin_run` to `end_run` (billing.runs)
 usage update or retry run interleaves with it, whoever started it. `as_of` may be any past
 instant and never in the future (SPEC §10).
 
+Charging and webhook delivery are spread over `BILLING_SHARDS` mapped tasks (billing.shards):
+`charge_invoices[k]` charges the invoices of the customers in shard k, `dispatch_webhooks[k]`
+delivers to the endpoints in shard k, and each charging task holds one slot of the `billing_gateway`
+pool per charge in flight. Issuing stays one task, one transaction (gapless numbers).
+
 Re-running it, for the same or any later as_of, issues nothing twice: invoices are keyed by
 subscription × period, charge attempts by invoice × attempt, webhook events by what they announce.
+So is re-running one shard's task.
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
+from billing.dag_defaults import (
+    DEFAULT_ARGS,
+    MODEL_BUILD_TIMEOUT,
+    dispatch_webhooks,
+    gateway_calls_in_flight,
+    gateway_task,
+)
 from billing.runs import lease_tasks, leased
+from billing.shards import mapped_shards
 from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "billing_cycle_close"
@@ -90,15 +103,18 @@ def billing_cycle_close():
 
         billing_gates.check_ledger(**run["window"])
 
-    @task
+    @task(**gateway_task())
     @leased
-    def charge_invoices(run: dict) -> dict:
+    def charge_invoices(run: dict, shard: dict) -> dict:
         from billing.payments.charging import charge_open_invoices
         from billing.payments.gateway import configured_gateway
+        from billing.shards import Shard
         from billing.window import ClosingWindow
 
         as_of = ClosingWindow.parse(**run["window"]).as_of
-        return charge_open_invoices(configured_gateway(), now=as_of).__dict__
+        return charge_open_invoices(
+            configured_gateway(), now=as_of, shard=Shard(**shard), concurrency=gateway_calls_in_flight()
+        ).__dict__
 
     run = begin_run()
     contracts_checked = check_raw_contracts(run)
@@ -108,9 +124,11 @@ def billing_cycle_close():
     drafts_checked = check_draft_invoices(run)
     invoices_issued = issue_invoices(run)
     ledger_checked = check_ledger(run)
-    webhooks_dispatched = dispatch_webhooks(run)
+    shards = mapped_shards()
+    invoices_charged = charge_invoices.partial(run=run).expand(shard=shards)
+    webhooks_dispatched = dispatch_webhooks.partial(run=run).expand(shard=shards)
     contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> invoices_issued >> ledger_checked >> charge_invoices(run) >> webhooks_dispatched
+    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> webhooks_dispatched
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

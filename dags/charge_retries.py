@@ -4,15 +4,18 @@ Each failed invoice gets at most one new attempt per day, recorded before the ga
 own idempotency key, so re-running a day's airflow run charges nothing twice. Invoices that run
 out of attempts become `uncollectible` and `billing.invoice.uncollectible` is sent. The ledger gate
 (`check_ledger`: no invoice charged twice, every charge equal to its invoice's total) runs first;
-if it fails, nothing is charged until the ledger is fixed and the task cleared.
+if it fails, nothing is charged until the ledger is fixed and the task cleared. The retries are
+spread over `BILLING_SHARDS` mapped tasks by customer, each holding one slot of the
+`billing_gateway` pool per charge in flight (billing.shards).
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
+from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task
 from billing.runs import lease_tasks, leased
+from billing.shards import mapped_shards
 from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "charge_retries"
@@ -38,19 +41,23 @@ def charge_retries():
 
         billing_gates.check_ledger(**run["window"])
 
-    @task
+    @task(**gateway_task())
     @leased
-    def retry_failed_charges(run: dict) -> dict:
+    def retry_failed_charges(run: dict, shard: dict) -> dict:
         from billing.payments.gateway import configured_gateway
         from billing.payments.retries import retry_failed_charges
+        from billing.shards import Shard
         from billing.window import ClosingWindow
 
         now = ClosingWindow.parse(**run["window"]).as_of
-        return retry_failed_charges(configured_gateway(), now=now).__dict__
+        return retry_failed_charges(
+            configured_gateway(), now=now, shard=Shard(**shard), concurrency=gateway_calls_in_flight()
+        ).__dict__
 
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)
-    check_ledger(run) >> retry_failed_charges(run) >> webhooks_dispatched
+    retried = retry_failed_charges.partial(run=run).expand(shard=mapped_shards())
+    check_ledger(run) >> retried >> webhooks_dispatched
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

@@ -1,6 +1,6 @@
 """Every DAG in dags/ loads into a real Airflow DagBag, with the task order its docstring promises
 and its operational settings; a task that fails for good, in a real Airflow run, tells the operator
-once (`billing.dag_defaults`).
+once (`billing.dag_defaults`), one shard of a mapped task included.
 
 Each DAG's graph is compared whole: its task ids, and every upstream → downstream edge. A leased
 DAG runs its steps in one chain between `begin_run` (the setup that takes the warehouse's lease
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from billing import dag_defaults
 from billing.orchestration import dag_bag, run_dag
-from billing.settings import task_retry_delay
+from billing.settings import shards, task_retry_delay
 from conftest import query, reset_warehouse
 from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 
@@ -98,9 +98,61 @@ def test_every_task_retries_twice_times_out_and_announces_its_failure(billing_ho
         expected_timeout = timedelta(hours=4) if task_id in MODEL_BUILDS else timedelta(hours=1)
         # NOTE: a second apart in this suite (conftest.py sets BILLING_TASK_RETRY_DELAY)
         assert (retries, delay, timeout) == (2, timedelta(seconds=1), expected_timeout), (dag_id, task_id)
-        assert policy is dag_defaults.RETRY_POLICY and callbacks == [dag_defaults.announce_failure], (dag_id, task_id)
+        # NOTE: a mapped task (one per shard) keeps the callback as given, not in a list
+        assert policy is dag_defaults.RETRY_POLICY and callbacks in (
+            [dag_defaults.announce_failure], dag_defaults.announce_failure
+        ), (dag_id, task_id)
     assert {task_id for (_, task_id), (_, _, timeout, _, _) in settings.items()
             if timeout == timedelta(hours=4)} == MODEL_BUILDS
+
+
+def shards_and_slots(bag) -> dict[str, tuple]:
+    """Each gateway or delivery task's shards (what it is mapped over), pool and pool slots."""
+    tasks = [("billing_cycle_close", "charge_invoices"), ("billing_cycle_close", "dispatch_webhooks"),
+             ("charge_retries", "retry_failed_charges")]
+    return {
+        task_id: (len(task.op_kwargs_expand_input.value["shard"]), task.pool, task.pool_slots)
+        for dag_id, task_id in tasks
+        for task in [bag.dags[dag_id].task_dict[task_id]]
+    }
+
+
+def pool_slots(billing_home: Path) -> list[tuple]:
+    with sqlite3.connect(billing_home / "airflow" / "airflow.db") as airflow:
+        return airflow.execute("select slots from slot_pool where pool = 'billing_gateway'").fetchall()
+
+
+def test_charging_and_delivery_are_mapped_over_the_shards_and_gateway_tasks_share_a_pool(billing_home, monkeypatch):
+    # by default: one shard, charging 16 calls at once in a pool of 16
+    assert shards_and_slots(dag_bag()) == {
+        "charge_invoices": (1, "billing_gateway", 16),
+        "dispatch_webhooks": (1, "default_pool", 1),
+        "retry_failed_charges": (1, "billing_gateway", 16),
+    }
+    assert pool_slots(billing_home) == [(16,)]
+
+    monkeypatch.setenv("BILLING_SHARDS", "4")
+    monkeypatch.setenv("BILLING_CHARGE_CONCURRENCY", "8")
+    monkeypatch.setenv("BILLING_GATEWAY_POOL_SLOTS", "32")
+    bag = dag_bag()
+    assert bag.dags["billing_cycle_close"].task_dict["charge_invoices"].op_kwargs_expand_input.value == {"shard": [
+        {"index": 0, "count": 4}, {"index": 1, "count": 4}, {"index": 2, "count": 4}, {"index": 3, "count": 4},
+    ]}
+    # one slot per call in flight: 4 shard tasks of 8 fill the pool of 32
+    assert shards_and_slots(bag) == {
+        "charge_invoices": (4, "billing_gateway", 8),
+        "dispatch_webhooks": (4, "default_pool", 1),
+        "retry_failed_charges": (4, "billing_gateway", 8),
+    }
+    assert pool_slots(billing_home) == [(32,)]
+
+    # a task never holds more slots than the pool has (the scheduler would never start it)
+    monkeypatch.setenv("BILLING_CHARGE_CONCURRENCY", "64")
+    assert shards_and_slots(dag_bag())["charge_invoices"] == (4, "billing_gateway", 32)
+
+    monkeypatch.setenv("BILLING_SHARDS", "0")
+    with pytest.raises(ValueError, match="BILLING_SHARDS: expected a whole number of at least 1, got '0'"):
+        shards()
 
 
 def test_a_retry_waits_a_minute_unless_the_operator_says_otherwise(monkeypatch):
@@ -201,11 +253,42 @@ probe()
 '''
 PROBE_DATE = datetime(2024, 5, 1, tzinfo=UTC)
 
+# A leased DAG whose last task is mapped over three shards; the shards in conf["failing"] always fail.
+PROBE_SHARDS_DAG = '''
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from billing.dag_defaults import DEFAULT_ARGS
+from billing.runs import lease_tasks, leased
+
+
+@dag(dag_id="probe_shards", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False,
+     default_args=DEFAULT_ARGS)
+def probe_shards():
+    begin_run, end_run = lease_tasks(last_task_id="work")
+
+    @task
+    @leased
+    def work(run: dict, shard: int):
+        conf = get_current_context()["dag_run"].conf
+        with open(conf["out"], "a") as out:
+            out.write(f"{shard}\\n")
+        if shard in conf["failing"]:
+            raise RuntimeError(f"shard {shard} broke")
+
+    run = begin_run()
+    work.partial(run=run).expand(shard=[0, 1, 2]) >> end_run(run).as_teardown(setups=run)
+
+
+probe_shards()
+'''
+
 
 @pytest.fixture(scope="module")
 def probe_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("dags")
     (folder / "probe.py").write_text(PROBE_DAG)
+    (folder / "probe_shards.py").write_text(PROBE_SHARDS_DAG)
     return folder
 
 
@@ -253,3 +336,27 @@ def test_a_task_past_its_timeout_fails_at_once_and_is_announced(warehouse, probe
     assert data["action"] == (
         "work ran past its timeout (0:00:02): find what it waited on (a lock, a slow query), then clear it"
     )
+
+
+def test_a_shard_that_keeps_failing_fails_the_run_alone_and_is_announced_by_its_index(
+    warehouse, probe_folder, tmp_path
+):
+    reset_warehouse()
+    out = tmp_path / "shards.txt"
+
+    def run_shards(failing: list[int]):
+        conf = {"out": str(out), "failing": failing}
+        return run_dag("probe_shards", logical_date=PROBE_DATE, conf=conf, dags_folder=probe_folder)
+
+    failed = run_shards([1])
+    assert (failed.failed_tasks, failed.not_run) == (("work",), ())
+    assert sorted(out.read_text().split()) == ["0", "1", "1", "1", "2"]  # shard 1 tried three times
+    assert query(RUN_FAILED_EVENTS) == [("probe_shards/2024-05-01T00:00:00+00:00/work[1]", {
+        "dag_id": "probe_shards", "run_id": failed.run_id, "as_of": "2024-05-01T00:00:00+00:00", "task_id": "work[1]",
+        "error": "RuntimeError: shard 1 broke",
+        "action": "fix the cause, then clear work[1] (or re-run the run): every task is idempotent",
+    })]
+
+    assert run_shards([]).succeeded
+    # the lease's record: a run succeeded only if every shard of its last task did
+    assert query("select outcome from billing.runs order by requested_at") == [("failed",), ("succeeded",)]

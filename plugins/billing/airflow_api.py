@@ -77,7 +77,7 @@ def configured() -> bool:
 
 def run_dag(dag_id: str, *, logical_date: datetime, conf: dict | None = None) -> DagRunOutcome:
     """Trigger `dag_id` for `logical_date` through the api-server and wait until the run finishes."""
-    from billing.orchestration import outcome_of
+    from billing.orchestration import outcome_of, task_states
 
     if logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=UTC)  # as in-process: naive means UTC
@@ -88,19 +88,9 @@ def run_dag(dag_id: str, *, logical_date: datetime, conf: dict | None = None) ->
     tasks = api.task_instances(dag_id, run_id)
     # NOTE: the outcome follows from the tasks' states by the same rule as in-process (a task
     # that did not succeed, or a run without tasks, is a failure), not from the run's state.
-    states = _task_states(tasks)
+    states = task_states((task.task_id, str(_value(task.state))) for task in tasks)
     failed = [task for task in tasks if states[task.task_id] == "failed"]
     return outcome_of(dag_id, run_id, states, api.failure_messages(dag_id, run_id, failed))
-
-
-def _task_states(tasks: list) -> dict[str, str]:
-    """task id -> state ("None" if it has none); a mapped task is as good as its worst instance."""
-    states: dict[str, str] = {}
-    for task in tasks:
-        state = str(_value(task.state))
-        if states.get(task.task_id, "success") == "success":
-            states[task.task_id] = state
-    return states
 
 
 def _run_timeout() -> float:

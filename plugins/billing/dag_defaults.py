@@ -1,5 +1,6 @@
 """What every DAG of the project shares: its tasks' operational settings (`DEFAULT_ARGS`), the
-`billing.run.failed` announcement of a task that failed for good, and the `dispatch_webhooks` task.
+`billing.run.failed` announcement of a task that failed for good, the `dispatch_webhooks` task, and
+the settings of a task that calls the payment gateway (`gateway_task`, billing.shards).
 
 - **Retries.** Every task is idempotent, so a failed one is tried again, `RETRIES` times,
   `BILLING_TASK_RETRY_DELAY` apart (default 1 minute): a dropped connection, a dbt hiccup or a
@@ -15,9 +16,9 @@
   they take on the benchmark's year of history (bench/); a hung task would otherwise renew the
   run's lease forever and block every other run.
 - **Failure.** A task that failed for good (`announce_failure`) logs one line naming the task, its
-  error and what to do, and enqueues `billing.run.failed` once per DAG × run × task: re-running the
-  callback, clearing the task, or running the same logical date again in-process (a new Airflow run
-  id) adds nothing.
+  error and what to do, and enqueues `billing.run.failed` once per DAG × run × task (× shard, for
+  a mapped task: `charge_invoices[2]`): re-running the callback, clearing the task, or running the
+  same logical date again in-process (a new Airflow run id) adds nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from airflow.sdk.exceptions import AirflowTaskTimeout
 from billing.quality.gates import GateFailed
 from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held
 from billing.settings import task_retry_delay
+from billing.shards import GATEWAY_POOL, ONE_SHARD, Shard, gateway_task_slots
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +62,14 @@ def announce_failure(context) -> None:
 
     ti, dag_run = context["ti"], context["dag_run"]
     error = context.get("exception")
+    task_id = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"  # one shard, as Airflow names it
     data = {
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "as_of": _as_of(context),
-        "task_id": ti.task_id,
+        "task_id": task_id,
         "error": _one_line(error),
-        "action": _what_to_do(error, ti.task_id, context["task"].execution_timeout),
+        "action": _what_to_do(error, task_id, context["task"].execution_timeout),
     }
     # NOTE: logged first: when the warehouse is what failed, the event cannot be enqueued. A warning:
     # the task's error is the exception Airflow logged just before, the last error-level entry of
@@ -76,7 +79,7 @@ def announce_failure(context) -> None:
     # One event per run × task; a run's logical date names it across re-runs (a manual trigger may have none).
     run = dag_run.logical_date.isoformat() if dag_run.logical_date else dag_run.run_id
     with connect() as connection:
-        enqueue_event(connection, event_type=RUN_FAILED, subject_id=f"{ti.dag_id}/{run}/{ti.task_id}", data=data)
+        enqueue_event(connection, event_type=RUN_FAILED, subject_id=f"{ti.dag_id}/{run}/{task_id}", data=data)
 
 
 DEFAULT_ARGS = {
@@ -88,14 +91,27 @@ DEFAULT_ARGS = {
 }
 
 
+def gateway_task() -> dict:
+    """The settings of a task that calls the payment gateway (read when the DAGs are parsed): one slot
+    of the gateway pool per call it may have in flight (billing.shards)."""
+    return {"pool": GATEWAY_POOL, "pool_slots": gateway_task_slots()}
+
+
+def gateway_calls_in_flight() -> int:
+    """How many calls the running gateway task may have in flight: the pool slots it holds."""
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["task"].pool_slots
+
+
 @task
-def dispatch_webhooks(run: dict | None = None) -> dict:
-    """Deliver the webhook outbox (SPEC §8). Given its run (a DAG holding the warehouse's lease), only
-    while the run holds it."""
+def dispatch_webhooks(run: dict | None = None, shard: dict | None = None) -> dict:
+    """Deliver the webhook outbox (SPEC §8), to the endpoints of `shard` (a mapped task's; default
+    all). Given its run (a DAG holding the warehouse's lease), only while the run holds it."""
     from billing.webhooks.dispatch import dispatch_webhooks as deliver
 
     with held(BillingRun(**run)) if run else nullcontext():
-        return deliver().__dict__
+        return deliver(shard=Shard(**shard) if shard else ONE_SHARD).__dict__
 
 
 def _as_of(context) -> str | None:

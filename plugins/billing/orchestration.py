@@ -1,10 +1,11 @@
 """Run a project DAG through Airflow: a team's Airflow through its REST API when
 `BILLING_AIRFLOW_API_URL` is set (`billing.airflow_api`), else in this process with `dag.test()`.
 
-In-process, Airflow keeps its metadata in SQLite under `BILLING_HOME/airflow`, and its logs in
-`BILLING_HOME/airflow/logs/runs.log` instead of on stdout. Task callables run in this process
-(main thread), so whatever the caller started here, such as a local HTTP server, is reachable.
-One process at a time uses that metadata (`_metadata_lock`): a second `billing` command waits.
+In-process, Airflow keeps its metadata in SQLite under `BILLING_HOME/airflow`, the gateway pool
+(billing.shards) included, and its logs in `BILLING_HOME/airflow/logs/runs.log` instead of on
+stdout. Task callables run in this process (main thread), so whatever the caller started here,
+such as a local HTTP server, is reachable. One process at a time uses that metadata
+(`_metadata_lock`): a second `billing` command waits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,10 +84,20 @@ def _run_in_process(dag_id: str, *, logical_date: datetime, conf: dict | None,
     # NOTE: dag.test() returns normally when tasks failed, and a run whose tasks Airflow never
     # started can end "success": each task's own state tells.
     # (before a DAG's start_date, Airflow creates none of the run's task instances)
-    states = dict.fromkeys(dag.task_ids, "None") | {
-        ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()
-    }
+    states = dict.fromkeys(dag.task_ids, "None") | task_states(
+        (ti.task_id, str(getattr(ti.state, "value", ti.state))) for ti in dag_run.get_task_instances()
+    )
     return outcome_of(dag_id, dag_run.run_id, states, _FAILURES.pop(dag_run.run_id, {}), log_path=_log_path())
+
+
+def task_states(instances: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """task id -> state, from (task id, state) of each task instance: a mapped task is as good as its
+    worst instance (its first that did not succeed)."""
+    states: dict[str, str] = {}
+    for task_id, state in instances:
+        if states.get(task_id, "success") == "success":
+            states[task_id] = state
+    return states
 
 
 def outcome_of(dag_id: str, run_id: str, states: dict[str, str], errors: dict[str, str], *,
@@ -191,6 +202,7 @@ def _configure_airflow(dags_folder: Path) -> None:
         settings.reconfigure_orm()
     _log_to_file(_log_path())
     _migrate_if_needed(home / "airflow.db")
+    _set_gateway_pool()
     _listen_for_failures()
 
 
@@ -215,6 +227,18 @@ def _migrate_if_needed(database_file: Path) -> None:
         except TimeoutError:
             pass
     db.upgradedb()
+
+
+def _set_gateway_pool() -> None:
+    """The pool of the gateway tasks, with `BILLING_GATEWAY_POOL_SLOTS` slots, as a team's Airflow
+    has it (`airflow pools set`); dag.test() ignores pools, a scheduler sharing this metadata does not."""
+    from airflow.models.pool import Pool
+
+    from billing.settings import gateway_pool_slots
+    from billing.shards import GATEWAY_POOL, GATEWAY_POOL_DESCRIPTION
+
+    Pool.create_or_update_pool(GATEWAY_POOL, slots=gateway_pool_slots(), description=GATEWAY_POOL_DESCRIPTION,
+                               include_deferred=False)
 
 
 # run_id -> task_id -> "ErrorType: message", filled while dag.test() runs the tasks.

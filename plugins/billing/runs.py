@@ -111,7 +111,8 @@ def leased(task: Callable) -> Callable:
 
 def lease_tasks(*, last_task_id: str):
     """A DAG's `begin_run` (its setup: takes the lease, returns the run) and `end_run` (its
-    teardown: gives the lease back, the run counting as succeeded when `last_task_id` returned)."""
+    teardown: gives the lease back, the run counting as succeeded when `last_task_id` did, every
+    shard of it when it is mapped)."""
     from airflow.sdk import PokeReturnValue, get_current_context, task
 
     @task.sensor(poke_interval=POKE_INTERVAL_S, mode="reschedule")
@@ -123,7 +124,9 @@ def lease_tasks(*, last_task_id: str):
     @task
     def end_run(run: dict) -> None:
         """Give the lease back, however the run went (a teardown: the run's state ignores it)."""
-        end(run, succeeded=get_current_context()["ti"].xcom_pull(task_ids=last_task_id) is not None)
+        ti = get_current_context()["ti"]
+        last = ti.get_task_states(dag_id=ti.dag_id, task_ids=[last_task_id], run_ids=[ti.run_id]).get(ti.run_id, {})
+        end(run, succeeded=bool(last) and set(last.values()) == {"success"})
 
     return begin_run, end_run
 

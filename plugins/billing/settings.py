@@ -43,6 +43,30 @@ def task_retry_delay() -> timedelta:
     return _duration("BILLING_TASK_RETRY_DELAY", "1 minute")
 
 
+def shards() -> int:
+    """How many shards a run's charging and webhook delivery are split into (`BILLING_SHARDS`,
+    default 1), each its own mapped task (billing.shards); read when the DAGs are parsed."""
+    return _count("BILLING_SHARDS", 1)
+
+
+def charge_concurrency() -> int:
+    """Gateway calls one charging task has in flight at once (`BILLING_CHARGE_CONCURRENCY`, default 16)."""
+    return _count("BILLING_CHARGE_CONCURRENCY", 16)
+
+
+def gateway_pool_slots() -> int:
+    """Gateway calls in flight at once across every worker (`BILLING_GATEWAY_POOL_SLOTS`, default 16):
+    the slots of the Airflow pool `billing_gateway` (billing.shards)."""
+    return _count("BILLING_GATEWAY_POOL_SLOTS", 16)
+
+
+def _count(variable: str, default: int) -> int:
+    text = (os.environ.get(variable) or str(default)).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{variable}: expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _duration(variable: str, default: str) -> timedelta:
     from billing.window import parse_duration
 

@@ -2,12 +2,12 @@
 
 A crash or a lost response between the two leaves the attempt pending; the next run re-sends it
 with the same idempotency key, so the customer is charged at most once per attempt. Gateway calls
-run concurrently (bounded), so gateway latency does not serialise a cycle of thousands of invoices.
+run concurrently (bounded), so gateway latency does not serialise a cycle of thousands of invoices;
+a run's shards (billing.shards) each charge their own customers' invoices, on several workers.
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +17,8 @@ from psycopg.rows import dict_row
 from billing.idempotency import idempotency_key
 from billing.invoicing import announce_invoice, invoice_payload
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, PaymentGateway
+from billing.settings import charge_concurrency
+from billing.shards import ONE_SHARD, Shard
 from billing.warehouse import connect, pooled_connections
 from billing.webhooks.outbox import enqueue_event
 
@@ -25,13 +27,14 @@ CHARGE_FAILED = "billing.charge.failed"
 INVOICE_UNCOLLECTIBLE = "billing.invoice.uncollectible"
 NO_PAYMENT_METHOD = "no_payment_method"
 
-# Open auto_charge invoices that have no charge attempt yet.
+# The shard's open auto_charge invoices that have no charge attempt yet.
 UNCHARGED_INVOICES = """
 select invoices.invoice_id, 1 as attempt_no
 from billing.invoices
 inner join raw.customers on invoices.customer_id = customers.customer_id
 where invoices.status = 'open'
     and customers.collection_method = 'auto_charge'
+    and billing.shard_of(invoices.customer_id, %(shards)s) = %(shard)s
     and not exists (
         select 1 from billing.charge_attempts where charge_attempts.invoice_id = invoices.invoice_id
     )
@@ -79,6 +82,17 @@ returning invoices.*
 """
 
 
+# The shard's pending attempts: new, or left by a crash or a lost response.
+PENDING_ATTEMPTS = """
+select charge_attempts.*
+from billing.charge_attempts
+inner join billing.invoices on charge_attempts.invoice_id = invoices.invoice_id
+where charge_attempts.status = 'pending'
+    and billing.shard_of(invoices.customer_id, %(shards)s) = %(shard)s
+order by charge_attempts.created_at, charge_attempts.invoice_id
+"""
+
+
 class ChargesUnresolved(RuntimeError):
     """Some gateway calls had no answer; their attempts stay pending and are resumed on the next run."""
 
@@ -89,10 +103,14 @@ class ChargeSummary:
     failed: int = 0
 
 
-def charge_open_invoices(gateway: PaymentGateway, *, now: datetime) -> ChargeSummary:
-    """The first attempt of every uncharged invoice, then every pending attempt (new or left by a crash)."""
-    record_attempts(UNCHARGED_INVOICES, now=now)
-    return resolve_pending_attempts(gateway)
+def charge_open_invoices(
+    gateway: PaymentGateway, *, now: datetime, shard: Shard = ONE_SHARD, concurrency: int | None = None
+) -> ChargeSummary:
+    """The first attempt of every uncharged invoice of the shard's customers, then every pending
+    attempt of theirs (new or left by a crash), `concurrency` at a time (default
+    BILLING_CHARGE_CONCURRENCY)."""
+    record_attempts(UNCHARGED_INVOICES, now=now, **shard.sql_params())
+    return resolve_pending_attempts(gateway, shard=shard, concurrency=concurrency)
 
 
 def record_attempts(due_invoices_sql: str, *, now: datetime, **params) -> int:
@@ -108,19 +126,20 @@ def record_attempts(due_invoices_sql: str, *, now: datetime, **params) -> int:
     return len(due)
 
 
-def resolve_pending_attempts(gateway: PaymentGateway) -> ChargeSummary:
-    """Send every pending attempt to the gateway, a bounded number at a time, and record the outcomes.
+def resolve_pending_attempts(
+    gateway: PaymentGateway, *, shard: Shard = ONE_SHARD, concurrency: int | None = None
+) -> ChargeSummary:
+    """Send the shard's pending attempts to the gateway, `concurrency` at a time (default
+    BILLING_CHARGE_CONCURRENCY), and record the outcomes.
 
     The calls share that many warehouse connections, kept open for the run (the sandbox gateway's
     ledger and each outcome's transaction): one new connection per call would cost more than its work.
     """
     with connect() as connection:
-        attempts = connection.cursor(row_factory=dict_row).execute(
-            "select * from billing.charge_attempts where status = 'pending' order by created_at, invoice_id"
-        ).fetchall()
+        attempts = connection.cursor(row_factory=dict_row).execute(PENDING_ATTEMPTS, shard.sql_params()).fetchall()
     if not attempts:
         return ChargeSummary()
-    in_flight = min(_concurrency(), len(attempts))
+    in_flight = min(concurrency or charge_concurrency(), len(attempts))
     with pooled_connections(in_flight), ThreadPoolExecutor(max_workers=in_flight) as pool:
         results = list(pool.map(lambda attempt: _charge(gateway, attempt), attempts))
     unresolved = [message for message in results if isinstance(message, str)]
@@ -189,7 +208,3 @@ def _call_gateway(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome:
         amount_minor=attempt["amount_minor"],
         currency=attempt["currency"],
     ))
-
-
-def _concurrency() -> int:
-    return int(os.environ.get("BILLING_CHARGE_CONCURRENCY", "16"))

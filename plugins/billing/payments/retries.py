@@ -5,6 +5,7 @@ failed; the dunning mart (fct_dunning) reads the same view. A failed invoice get
 per day until it runs out of attempts (its key is a digest of invoice × attempt number, and a day
 with an attempt gets no second one), so re-running the day's run charges nothing twice. An invoice
 whose last failed attempt is `give_up_after` old is given up (`uncollectible`) instead of retried.
+A run's shards (billing.shards) each retry their own customers' invoices.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from billing.payments.charging import (
     resolve_pending_attempts,
 )
 from billing.payments.gateway import PaymentGateway
+from billing.shards import ONE_SHARD, Shard
 from billing.warehouse import connect
 
-# Failed invoices whose next attempt is due: from the next retry bin on, before they are given up.
+# The shard's failed invoices whose next attempt is due: from the next retry bin on, before they are
+# given up.
 DUE_RETRIES = """
 select invoices.invoice_id, schedule.attempts_made + 1
 from billing.invoices
 inner join billing.charge_collection_schedule as schedule on invoices.invoice_id = schedule.invoice_id
 where invoices.status = 'payment_failed'
+    and billing.shard_of(invoices.customer_id, %(shards)s) = %(shard)s
     and schedule.next_attempt_from <= %(now)s::timestamptz
     and schedule.gives_up_at > %(now)s::timestamptz
 order by invoices.invoice_number
@@ -39,22 +43,29 @@ set status = 'uncollectible'
 from billing.charge_collection_schedule as schedule
 where invoices.invoice_id = schedule.invoice_id
     and invoices.status = 'payment_failed'
+    and billing.shard_of(invoices.customer_id, %(shards)s) = %(shard)s
     and schedule.gives_up_at <= %(now)s::timestamptz
 returning invoices.*
 """
 
 
-def retry_failed_charges(gateway: PaymentGateway, *, now: datetime) -> ChargeSummary:
-    """Give up on stale invoices, then retry the others once and resolve every pending attempt."""
-    give_up_stale(now=now)
-    record_attempts(DUE_RETRIES, now=now)
-    return resolve_pending_attempts(gateway)
+def retry_failed_charges(
+    gateway: PaymentGateway, *, now: datetime, shard: Shard = ONE_SHARD, concurrency: int | None = None
+) -> ChargeSummary:
+    """For the shard's customers: give up on stale invoices, then retry the others once and resolve
+    every pending attempt, `concurrency` at a time (default BILLING_CHARGE_CONCURRENCY)."""
+    give_up_stale(now=now, shard=shard)
+    record_attempts(DUE_RETRIES, now=now, **shard.sql_params())
+    return resolve_pending_attempts(gateway, shard=shard, concurrency=concurrency)
 
 
-def give_up_stale(*, now: datetime) -> int:
-    """Mark `uncollectible` the failed invoices whose last attempt is `give_up_after` old, with their webhook."""
+def give_up_stale(*, now: datetime, shard: Shard = ONE_SHARD) -> int:
+    """Mark `uncollectible` the shard's failed invoices whose last attempt is `give_up_after` old, with
+    their webhook."""
     with connect() as connection:
-        invoices = connection.cursor(row_factory=dict_row).execute(GIVEN_UP, {"now": now}).fetchall()
+        invoices = connection.cursor(row_factory=dict_row).execute(
+            GIVEN_UP, {"now": now, **shard.sql_params()}
+        ).fetchall()
         for invoice in invoices:
             announce_uncollectible(connection, invoice)
     return len(invoices)

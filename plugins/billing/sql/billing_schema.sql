@@ -61,6 +61,12 @@ alter table billing.charge_attempts add column if not exists attempted_for times
 update billing.charge_attempts set attempted_for = created_at where attempted_for is null;
 alter table billing.charge_attempts alter column attempted_for set not null;
 
+-- The shard of a customer (charging) or a webhook endpoint (delivery) among `shards`: the one home
+-- of the rule by which a run spreads its gateway calls and deliveries over workers (billing.shards).
+create or replace function billing.shard_of(key text, shards integer) returns integer
+language sql immutable strict parallel safe
+return mod(abs(hashtext(key)::bigint), shards)::integer;
+
 -- The sandbox gateway's own ledger: what it "charged", by idempotency key.
 create table if not exists billing.sandbox_gateway_charges (
     idempotency_key text primary key,

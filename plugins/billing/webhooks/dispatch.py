@@ -2,8 +2,9 @@
 
 Delivery is at least once (SPEC §8). Endpoints are served concurrently, by a bounded pool of
 workers, one worker per endpoint: deliveries to one endpoint are attempted one at a time, oldest
-event first. A dispatcher takes a session advisory lock per endpoint, so two overlapping
-dispatchers never deliver to the same endpoint at once either. A worker claims the endpoint's next
+event first; a run's shards (billing.shards) each serve their own endpoints. A dispatcher takes a
+session advisory lock per endpoint, so two overlapping dispatchers never deliver to the same
+endpoint at once either. A worker claims the endpoint's next
 due deliveries a batch at a time (CLAIM_BATCH, in order) with `for update skip locked`; they stay
 locked until the batch's attempts are recorded and committed, so a delivered one is never sent
 again. A batch is committed after CLAIM_BATCH attempts or BATCH_SECONDS, whichever comes first: a
@@ -34,6 +35,7 @@ import httpx
 import psycopg
 from psycopg.rows import class_row
 
+from billing.shards import ONE_SHARD, Shard
 from billing.warehouse import connect
 from billing.webhooks.deliver import AttemptOutcome, send_webhook
 from billing.webhooks.outbox import iso_timestamp
@@ -76,8 +78,8 @@ class DispatchSummary:
     """What one dispatch run did.
 
     delivered, failed (will be retried) and dead_lettered count this run's attempts by outcome;
-    endpoints_disabled counts endpoints that answered 410; pending counts every delivery still
-    waiting after the run (due later, or held for a disabled endpoint).
+    endpoints_disabled counts endpoints that answered 410; pending counts every delivery to the
+    shard's endpoints still waiting after the run (due later, or held for a disabled endpoint).
     """
 
     delivered: int = 0
@@ -127,8 +129,9 @@ def dispatch_webhooks(
     now: datetime | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    shard: Shard = ONE_SHARD,
 ) -> DispatchSummary:
-    """Fan out new events, then attempt each delivery due by `now` once.
+    """Fan out new events, then attempt each delivery to the shard's endpoints due by `now` once.
 
     `now` (default: the wall clock) decides which deliveries are due and stamps attempts and
     retries; tests pass it to step through the backoff schedule. `timeout` bounds each attempt;
@@ -138,7 +141,7 @@ def dispatch_webhooks(
     tally: Counter[str] = Counter()
     with connect(autocommit=True) as connection:
         _fan_out(connection, at=due_by)
-        endpoint_ids = _endpoints_with_due_deliveries(connection, due_by=due_by)
+        endpoint_ids = _endpoints_with_due_deliveries(connection, due_by=due_by, shard=shard)
         if endpoint_ids:
             workers = max(1, min(concurrency, len(endpoint_ids)))
             with (
@@ -148,7 +151,7 @@ def dispatch_webhooks(
                 deliver = partial(_deliver_to_endpoint, client=client, due_by=due_by, now=now, timeout=timeout)
                 for outcomes in pool.map(deliver, endpoint_ids):
                     tally.update(outcomes)
-        pending = _count_pending(connection)
+        pending = _count_pending(connection, shard=shard)
     return DispatchSummary(
         delivered=tally[DELIVERED],
         failed=tally[FAILED],
@@ -211,8 +214,8 @@ def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime) -> int:
     return row[0]
 
 
-def _endpoints_with_due_deliveries(connection: psycopg.Connection, *, due_by: datetime) -> list[str]:
-    """Enabled endpoints with a delivery due by `due_by`, the longest-waiting first."""
+def _endpoints_with_due_deliveries(connection: psycopg.Connection, *, due_by: datetime, shard: Shard) -> list[str]:
+    """The shard's enabled endpoints with a delivery due by `due_by`, the longest-waiting first."""
     rows = connection.execute(
         """
         select deliveries.endpoint_id
@@ -223,10 +226,11 @@ def _endpoints_with_due_deliveries(connection: psycopg.Connection, *, due_by: da
             deliveries.status = 'pending'
             and deliveries.next_attempt_at <= %(due_by)s
             and endpoints.enabled
+            and billing.shard_of(deliveries.endpoint_id, %(shards)s) = %(shard)s
         group by 1
         order by min(deliveries.next_attempt_at), 1
         """,
-        {"due_by": due_by},
+        {"due_by": due_by, **shard.sql_params()},
     ).fetchall()
     return [endpoint_id for (endpoint_id,) in rows]
 
@@ -469,7 +473,9 @@ def _disable_endpoint(connection: psycopg.Connection, endpoint_id: str) -> None:
     connection.execute("update raw.webhook_endpoints set enabled = false where endpoint_id = %s", (endpoint_id,))
 
 
-def _count_pending(connection: psycopg.Connection) -> int:
+def _count_pending(connection: psycopg.Connection, *, shard: Shard) -> int:
     return connection.execute(
-        "select count(*) from billing.webhook_deliveries where status = 'pending'"
+        "select count(*) from billing.webhook_deliveries"
+        " where status = 'pending' and billing.shard_of(endpoint_id, %(shards)s) = %(shard)s",
+        shard.sql_params(),
     ).fetchone()[0]
