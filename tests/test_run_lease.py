@@ -1,13 +1,16 @@
 """One run at a time per warehouse (SPEC §10, billing.runs): two closes from two orchestrators take
-turns, a crashed holder's lease runs out, and a run that waits too long fails naming the holder."""
+turns, a crashed holder's lease runs out, a run that waits too long fails naming the holder, and the
+shard tasks of one run (billing.shards) hold its lease together."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from billing import runs
@@ -95,3 +98,41 @@ def test_a_crashed_holders_lease_runs_out(holder):
         ("lease holder", "expired"), ("billing rebuild", "succeeded"),
     ]
     assert query("select count(*) from billing.run_lease") == [(0,)]
+
+
+def begin_run(token: str, run_id: str) -> dict | None:
+    """`begin_run`'s poke for a run of billing_cycle_close: the run once it holds the lease, else None."""
+    dag_run = SimpleNamespace(dag_id="billing_cycle_close", run_id=run_id, run_type="manual", conf={})
+    return runs.begin({"dag_run": dag_run, "ti": SimpleNamespace(id=token), "params": {"as_of": AS_OF}})
+
+
+def test_the_shard_tasks_of_one_run_hold_its_lease_together(warehouse, monkeypatch):
+    reset_warehouse()
+    monkeypatch.setenv("BILLING_RUN_LEASE_TTL", "2 seconds")  # a holder renews every half second
+    run = begin_run("close", "sharded")
+    assert run is not None
+    works = {0: 1.0, 1: 3.0, 2: 5.0}  # seconds each shard works, on a worker of its own (here a thread)
+    ended, errors = [], []
+
+    def shard(index: int) -> None:
+        try:
+            with runs.held(runs.BillingRun(**run)):
+                time.sleep(works[index])
+            ended.append(index)
+        except Exception as error:  # the assertion below names it
+            errors.append(error)
+
+    workers = [threading.Thread(target=shard, args=(index,)) for index in works]
+    for worker in workers:
+        worker.start()
+    time.sleep(4)  # twice the TTL since begin_run; shards 0 and 1 are done, shard 2 still renews
+    other_got_it = begin_run("backfill", "other")
+    for worker in workers:
+        worker.join()
+
+    assert (errors, ended, other_got_it) == ([], [0, 1, 2], None)
+    runs.end(run, succeeded=True)  # end_run
+    assert begin_run("backfill", "other") is not None
+    assert query("select run_id, outcome from billing.runs order by requested_at") == [
+        ("sharded", "succeeded"), ("other", None),
+    ]
