@@ -390,6 +390,7 @@ def prepare(args: argparse.Namespace) -> Run:
     os.environ["BILLING_PAYMENT_GATEWAY"] = "sandbox"
     os.environ["BILLING_SANDBOX_LATENCY_MS"] = str(args.latency_ms)
     os.environ["BILLING_CHARGE_CONCURRENCY"] = str(args.charge_concurrency)
+    os.environ["BILLING_GATEWAY_POOL_SLOTS"] = str(args.charge_concurrency)  # a charging task holds that many
     os.environ["BILLING_WEBHOOK_ALLOW_HOSTS"] = "127.0.0.1"  # the receiver of step 5b listens there
     for name in ("BILLING_WAREHOUSE_URL", "BILLING_DAGS_FOLDER", "BILLING_QUALITY_CONFIG"):
         os.environ.pop(name, None)

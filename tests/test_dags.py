@@ -151,8 +151,12 @@ def test_charging_and_delivery_are_mapped_over_the_shards_and_gateway_tasks_shar
     assert shards_and_slots(dag_bag())["charge_invoices"] == (4, "billing_gateway", 32)
 
     monkeypatch.setenv("BILLING_SHARDS", "0")
-    with pytest.raises(ValueError, match="BILLING_SHARDS: expected a whole number of at least 1, got '0'"):
+    refused = "BILLING_SHARDS: expected a whole number of at least 1, got '0'"
+    with pytest.raises(ValueError, match=refused):
         shards()
+    with pytest.raises(LookupError) as parsed:
+        run_dag("billing_cycle_close", logical_date=AS_OF)
+    assert f"billing_cycle_close.py: ValueError: {refused}\n" in f"{parsed.value}\n"
 
 
 def test_a_retry_waits_a_minute_unless_the_operator_says_otherwise(monkeypatch):

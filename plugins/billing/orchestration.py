@@ -69,7 +69,9 @@ def _run_in_process(dag_id: str, *, logical_date: datetime, conf: dict | None,
     folder = Path(dags_folder or os.environ.get(DAGS_FOLDER_ENV) or DAGS_DIR).resolve()
     bag = dag_bag(folder)
     if dag_id not in bag.dags:
-        errors = "".join(f"\n{file}: {error}" for file, error in bag.import_errors.items())
+        # NOTE: the last line of each file's traceback: its error (a bad setting read at parse time)
+        errors = "".join(f"\n{Path(file).name}: {error.strip().splitlines()[-1]}"
+                         for file, error in bag.import_errors.items())
         raise LookupError(f"no DAG {dag_id!r} in {folder}{errors}")
     dag = bag.dags[dag_id]
     if logical_date.tzinfo is None:

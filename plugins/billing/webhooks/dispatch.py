@@ -133,14 +133,16 @@ def dispatch_webhooks(
 ) -> DispatchSummary:
     """Fan out new events, then attempt each delivery to the shard's endpoints due by `now` once.
 
-    `now` (default: the wall clock) decides which deliveries are due and stamps attempts and
-    retries; tests pass it to step through the backoff schedule. `timeout` bounds each attempt;
+    `now` (default: the clock) decides which deliveries are due and stamps attempts and retries;
+    tests pass it to step through the backoff schedule. `timeout` bounds each attempt;
     `concurrency` is how many endpoints are served at once.
     """
-    due_by = now or datetime.now(UTC)
     tally: Counter[str] = Counter()
     with connect(autocommit=True) as connection:
-        _fan_out(connection, at=due_by)
+        _fan_out(connection, at=now)
+        # NOTE: read after the fan-out, on the warehouse's clock: what another dispatcher (a shard
+        # of the same run, on another worker) fanned out while this one waited its turn is due too.
+        due_by = now or connection.execute("select now()").fetchone()[0]
         endpoint_ids = _endpoints_with_due_deliveries(connection, due_by=due_by, shard=shard)
         if endpoint_ids:
             workers = max(1, min(concurrency, len(endpoint_ids)))
@@ -161,8 +163,9 @@ def dispatch_webhooks(
     )
 
 
-def _fan_out(connection: psycopg.Connection, *, at: datetime) -> int:
-    """One delivery per new event × enabled endpoint subscribed to its type; returns how many."""
+def _fan_out(connection: psycopg.Connection, *, at: datetime | None) -> int:
+    """One delivery per new event × enabled endpoint subscribed to its type, due `at` (default: the
+    warehouse's clock); returns how many."""
     # NOTE: one statement, so the events marked fanned out are exactly the ones fanned out, even
     # while other transactions commit new events. Concurrent runs take turns (the advisory lock):
     # were they to split a batch between them, an endpoint could get a later event first.
@@ -171,7 +174,7 @@ def _fan_out(connection: psycopg.Connection, *, at: datetime) -> int:
         return _fan_out_new_events(connection, at=at)
 
 
-def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime) -> int:
+def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime | None) -> int:
     row = connection.execute(
         """
         with awaiting_fan_out as (
@@ -183,7 +186,7 @@ def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime) -> int:
 
         marked as (
             update billing.webhook_events as events
-            set fanned_out_at = %(at)s
+            set fanned_out_at = coalesce(%(at)s::timestamptz, now())
             from awaiting_fan_out
             where events.event_id = awaiting_fan_out.event_id
         ),
@@ -194,7 +197,7 @@ def _fan_out_new_events(connection: psycopg.Connection, *, at: datetime) -> int:
                 awaiting_fan_out.event_id,
                 endpoints.endpoint_id,
                 awaiting_fan_out.created_at,
-                %(at)s
+                coalesce(%(at)s::timestamptz, now())
             from awaiting_fan_out
             inner join raw.webhook_endpoints as endpoints
                 on
