@@ -44,9 +44,10 @@ SHARD_TIMEOUT_S = 3600
 
 # Undo a count's charges and deliveries: the next count charges the same invoices, delivers the same events.
 UNDO_CHARGES = """
+update billing.invoices set status = 'open'
+where invoice_id in (select charge_attempts.invoice_id from billing.charge_attempts);
 truncate billing.webhook_delivery_attempts, billing.webhook_deliveries, billing.webhook_events,
     billing.charge_attempts, billing.sandbox_gateway_charges;
-update billing.invoices set status = 'open' where status <> 'open';
 """
 
 
@@ -166,7 +167,7 @@ def measure_shards(shards: int, *, open_invoices: int, receiver: measure.Receive
     return (
         f"{shards} shard{'s' if shards > 1 else ''}: {charges:,} charges in {charge_s:.1f} s = {rate:.0f}/s, "
         f"ceiling {shards} × {args.concurrency} in flight ÷ {args.latency_ms:g} ms = {ceiling:.0f}/s "
-        f"({rate / ceiling:.0%}); {deliveries:,} deliveries to {endpoints} endpoints "
+        f"({rate / ceiling:.0%}); {deliveries:,} deliveries to {endpoints} endpoint{'s' if endpoints > 1 else ''} "
         f"({'/'.join(str(count) for (count,) in per_shard)} per shard) in {deliver_s:.1f} s = "
         f"{deliveries / deliver_s:.0f}/s; load average {load:.1f} → {os.getloadavg()[0]:.1f}"
     )

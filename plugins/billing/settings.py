@@ -62,9 +62,13 @@ def gateway_pool_slots() -> int:
 
 def _count(variable: str, default: int) -> int:
     text = (os.environ.get(variable) or str(default)).strip()
-    if not text.isdigit() or int(text) < 1:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
         raise ValueError(f"{variable}: expected a whole number of at least 1, got {text!r}")
-    return int(text)
+    return count
 
 
 def _duration(variable: str, default: str) -> timedelta:

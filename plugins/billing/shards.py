@@ -18,10 +18,10 @@ mapping); Celery workers run them at once.
   `billing_gateway` per call it has in flight (`BILLING_CHARGE_CONCURRENCY`, at most the pool's
   size), and has no more in flight than it holds. The scheduler starts it only when that many
   slots are free, so however many workers and shards, at most `BILLING_GATEWAY_POOL_SLOTS` charges
-  are in flight. With the defaults (16 and 16) shard tasks charge one after another; give the
-  pool more slots to charge with several at once. `dag.test()` runs one task at a time and
-  ignores pools; billing.orchestration creates the pool in its metadata all the same, for a
-  scheduler sharing it.
+  are in flight, and as many warehouse connections held for them (one per call in flight). With
+  the defaults (16 and 16) shard tasks charge one after another; give the pool more slots to
+  charge with several at once. `dag.test()` runs one task at a time and ignores pools;
+  billing.orchestration creates the pool in its metadata all the same, for a scheduler sharing it.
 """
 
 from __future__ import annotations

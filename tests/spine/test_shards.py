@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from billing.catalog import apply_catalog
+from billing.loading import load_events
 from billing.webhooks.receiver import WebhookReceiver
 from billing.webhooks.sign import new_secret
-from conftest import query, reset_warehouse, run_cli, run_dag
+from conftest import query, reset_warehouse, run_dag
 
 from spine.catalogs import USAGE_PLAN
 from spine.events import usage, write_csv
@@ -79,10 +81,10 @@ def closed(warehouse, receiver, tmp_path_factory):
     reset_warehouse()
     folder = tmp_path_factory.mktemp("shards")
     (folder / "catalog.yaml").write_text(catalog(receiver))
-    run_cli("catalog", "apply", str(folder / "catalog.yaml"))
+    apply_catalog(folder / "catalog.yaml")
     events = [row for name, (_, thousands) in CUSTOMERS.items()
               for row in usage(name, "api_call", [1_000 * thousands], "2026-06-10", name)]
-    run_cli("load", "events", str(write_csv(folder / "june.csv", events)))
+    load_events(write_csv(folder / "june.csv", events), show_progress=False)
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("BILLING_SHARDS", "3")  # read whenever the DAGs are parsed, in this module
         yield run_dag(DAG_ID, CLOSE, as_of=CLOSE)
