@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from conftest import query, reset_warehouse, run_cli
@@ -26,6 +27,37 @@ def test_csv_and_json_lines_load_exactly(warehouse, tmp_path):
         ("e2", None, None, None, None, True),
         ("e3", Decimal("12.50"), {"region": "eu", "n": 1}, "set", "2026-06-02 08:00:00+00", True),
     ]
+
+
+def test_loads_land_in_the_partitions_of_their_months(warehouse, tmp_path):
+    """One partition per UTC month of ingested_at (billing.raw_events): a load makes those it needs,
+    moving its rows out of the default partition without counting a rewrite of raw; a row of no
+    month a date can name stays in the default partition."""
+    from billing.loading import load_events
+
+    reset_warehouse()
+    rewrites = query("select last_value, is_called from raw.usage_events_rewrites")
+    (tmp_path / "boundary.csv").write_text(
+        "reference,occurred_at,ingested_at\n"
+        "june,,2026-06-30T23:59:59.999999Z\n"
+        "july,2026-07-01T00:00:00Z,2026-07-01T02:00:00+02:00\n"
+        "later,,2031-02-01T00:00:00Z\n"
+        "never,,infinity\n"
+    )
+    (tmp_path / "now.jsonl").write_text('{"reference": "now"}\n')
+    assert load_events(tmp_path / "boundary.csv", show_progress=False).rows == 4
+    assert load_events(tmp_path / "now.jsonl", show_progress=False).rows == 1
+    assert query("select reference, tableoid::regclass::text from raw.usage_events order by raw_row_id") == [
+        ("june", "raw.usage_events_2026_06"),
+        ("july", "raw.usage_events_2026_07"),
+        ("later", "raw.usage_events_2031_02"),
+        ("never", "raw.usage_events_default"),
+        ("now", f"raw.usage_events_{datetime.now(UTC):%Y_%m}"),
+    ]
+    assert query(
+        "select pg_get_expr(relpartbound, oid) from pg_class where oid = 'raw.usage_events_2026_07'::regclass"
+    ) == [("FOR VALUES FROM ('2026-07-01 00:00:00+00') TO ('2026-08-01 00:00:00+00')",)]
+    assert query("select last_value, is_called from raw.usage_events_rewrites") == rewrites
 
 
 def test_malformed_csv_is_refused_with_its_line_and_nothing_is_loaded(warehouse, tmp_path):

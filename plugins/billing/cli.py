@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
@@ -18,6 +18,10 @@ from billing.webhooks.commands import app as webhooks_app
 app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False)
 catalog_app = typer.Typer(help="The catalog: meters, plans, customers, subscriptions, endpoints.", no_args_is_help=True)
 load_app = typer.Typer(help="Load raw data into the warehouse.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="raw.usage_events' months (one partition per month of ingestion): detach old ones, attach them again.",
+    no_args_is_help=True,
+)
 warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
 invoices_app = typer.Typer(help="Issued invoices: list, show, void.", no_args_is_help=True)
 analyst_app = typer.Typer(
@@ -26,6 +30,7 @@ analyst_app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(load_app, name="load")
+app.add_typer(events_app, name="events")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(analyst_app, name="analyst")
@@ -75,6 +80,42 @@ def load_events(file: Path) -> None:
     except LoadError as error:
         fail(f"{file}: refused, nothing loaded: {error}")
     console.print(f"loaded {result.rows} events from {file}")
+
+
+@events_app.command("detach")
+def events_detach(month: str = typer.Argument(..., help="YYYY-MM: the month of ingestion.")) -> None:
+    """Detach a month of raw events, once ended and processed; billing goes on as before.
+
+    \b
+    Its partition stays as the table raw.usage_events_YYYY_MM: dump it, drop it when you like.
+    While it is detached the models are never rebuilt from raw (docs/incremental.md).
+    """
+    from billing.raw_events import PartitionError, detach_month
+
+    try:
+        rows = detach_month(_month(month))
+    except PartitionError as error:
+        fail(str(error))
+    console.print(f"detached {month}: {rows} events, now the table raw.usage_events_{month.replace('-', '_')}")
+
+
+@events_app.command("attach")
+def events_attach(month: str = typer.Argument(..., help="YYYY-MM: a month detached before.")) -> None:
+    """Attach a detached month's table raw.usage_events_YYYY_MM to raw.usage_events again."""
+    from billing.raw_events import PartitionError, attach_month
+
+    try:
+        rows = attach_month(_month(month))
+    except PartitionError as error:
+        fail(str(error))
+    console.print(f"attached {month}: {rows} events")
+
+
+def _month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        fail(f"{text!r} is not a month: expected YYYY-MM", code=2)
 
 
 @app.command("close-cycles")

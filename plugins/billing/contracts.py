@@ -30,6 +30,8 @@ JSON_TYPES = ("object",)
 # What a violation does: `stop` = the raw_contracts gate stops the run; `quarantine` = the
 # pipeline sets the offending row aside with a reason (usage events, SPEC §2) and the gate skips it.
 ON_VIOLATION = ("stop", "quarantine")
+# `partition_by:` intervals: one range partition per calendar month (UTC) of the column.
+PARTITION_INTERVALS = ("month",)
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 
@@ -52,12 +54,13 @@ class Column:
     references: str | None = None  # "table.column" of another contract
     json_type: str | None = None
     secret: bool = False
+    identity: bool = False  # numbered by the table (`generated always as identity`); never written
     description: str | None = None
 
     @property
     def required(self) -> bool:
         """A value must be given when the row is written (no default fills it in)."""
-        return not self.nullable and self.default is None
+        return not self.nullable and self.default is None and not self.identity
 
     @property
     def referenced(self) -> tuple[str, str] | None:
@@ -79,6 +82,14 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class PartitionBy:
+    """`partition_by:`: the table is partitioned by range of `column`, one partition per `interval`."""
+
+    column: str
+    interval: str
+
+
+@dataclass(frozen=True)
 class Contract:
     table: str
     description: str
@@ -89,6 +100,7 @@ class Contract:
     indexes: tuple[tuple[str, ...], ...] = ()  # column sets `billing init` indexes (docs/incremental.md)
     on_violation: str = "stop"
     rules: tuple[Rule, ...] = ()
+    partition_by: PartitionBy | None = None
     by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -110,13 +122,21 @@ class Contract:
             for column in self.columns if column.json_type
         }
 
-    def create_table_sql(self) -> str:
+    @property
+    def written_columns(self) -> tuple[Column, ...]:
+        """The columns a writer gives values for (identity columns are the table's)."""
+        return tuple(column for column in self.columns if not column.identity)
+
+    def create_table_sql(self, *, checks: bool = True) -> str:
+        """`create table if not exists`; without `checks`, `add_missing_columns_sql` adds them not valid."""
         lines = [_column_sql(column) for column in self.columns]
-        lines += [f"constraint {name} check ({condition})" for name, (_, condition) in self.checks.items()]
+        if checks:
+            lines += [f"constraint {name} check ({condition})" for name, (_, condition) in self.checks.items()]
         if self.primary_key:
             lines.append(f"primary key ({', '.join(self.primary_key)})")
         body = ",\n    ".join(lines)
-        return f"create table if not exists raw.{self.table} (\n    {body}\n)"
+        partitioned = f" partition by range ({self.partition_by.column})" if self.partition_by else ""
+        return f"create table if not exists raw.{self.table} (\n    {body}\n){partitioned}"
 
     def create_indexes_sql(self) -> list[str]:
         """`create index if not exists` for each of `indexes`, named after the table and columns."""
@@ -167,10 +187,18 @@ def parse_contract(document: dict[str, Any]) -> Contract:
         indexes=tuple(tuple(columns) for columns in document.get("indexes", ())),
         on_violation=document.get("on_violation", "stop"),
         rules=tuple(_rule(spec) for spec in document.get("rules", ())),
+        partition_by=PartitionBy(**document["partition_by"]) if "partition_by" in document else None,
         by_name=by_name,
     )
     if contract.on_violation not in ON_VIOLATION:
         raise ContractError(f"on_violation must be one of {', '.join(ON_VIOLATION)}")
+    if contract.partition_by is not None:
+        partition_by = contract.partition_by
+        if partition_by.interval not in PARTITION_INTERVALS:
+            raise ContractError(f"partition_by: interval must be one of {', '.join(PARTITION_INTERVALS)}")
+        column = by_name.get(partition_by.column)
+        if column is None or column.nullable or column.type != "timestamptz":
+            raise ContractError(f"partition_by: {partition_by.column!r} must be a timestamptz column, nullable: false")
     for key in contract.keys + contract.indexes + ((contract.dedupe_key,) if contract.dedupe_key else (),):
         for name in key:
             if name not in by_name:
@@ -193,6 +221,8 @@ def _column(spec: dict[str, Any]) -> Column:
         re.compile(column.pattern)
     if column.json_type is not None and (column.json_type not in JSON_TYPES or column.type != "jsonb"):
         raise ContractError(f"{column.name}: json_type must be one of {', '.join(JSON_TYPES)}, on a jsonb column")
+    if column.identity and (column.type not in ("integer", "bigint") or column.default is not None):
+        raise ContractError(f"{column.name}: identity is for an integer or bigint column without a default")
     return column
 
 
@@ -220,6 +250,8 @@ def _check_references(found: dict[str, Contract]) -> None:
 
 def _column_sql(column: Column) -> str:
     sql = f"{column.name} {column.type}"
+    if column.identity:
+        return sql + " generated always as identity"
     if not column.nullable:
         sql += " not null"
     if column.default is not None:

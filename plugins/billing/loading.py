@@ -2,7 +2,10 @@
 
 CSV is streamed to COPY as it is (its header names the columns); JSON Lines are parsed a line at a
 time and streamed as rows. Any malformed line aborts the load, nothing is written, and the error
-names the file's line number and the reason.
+names the file's line number and the reason. The table is partitioned by month of ingestion
+(billing.raw_events): the current month's partition is made before the COPY, and rows the COPY
+routed to the default partition (their own ingested_at, in a month without one) get partitions of
+their months once it committed.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import psycopg
 from psycopg import sql
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from billing.contracts import contracts
+from billing import raw_events
 from billing.warehouse import connect
 
-USAGE_EVENTS = contracts()["usage_events"]
-EVENT_COLUMNS = tuple(column.name for column in USAGE_EVENTS.columns)
+USAGE_EVENTS = raw_events.USAGE_EVENTS
+EVENT_COLUMNS = tuple(column.name for column in USAGE_EVENTS.written_columns)
 CHUNK_BYTES = 1 << 20
 
 
@@ -46,8 +49,11 @@ def load_events(path: Path, *, show_progress: bool = True) -> LoadResult:
     loader = _load_csv if path.suffix.lower() == ".csv" else _load_json_lines
     if path.suffix.lower() not in {".csv", ".jsonl", ".ndjson", ".json"}:
         raise LoadError(f"{path}: unknown format, expected .csv or .jsonl")
+    raw_events.prepare_load()
     with _progress(path, show_progress) as advance, path.open("rb") as handle, connect() as connection:
         rows = loader(connection, handle, advance)
+    with connect() as connection:
+        raw_events.settle(connection)
     return LoadResult(path, rows)
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import psycopg
 
+from billing import raw_events
 from billing.analysts import ANALYST_ROLE, grant_analyst_role
 from billing.contracts import contracts
 from billing.quality.contract_gate import change_counting_sql
@@ -19,25 +20,6 @@ from billing.settings import PROJECT_ROOT
 from billing.warehouse import connect, connection_parts
 
 BILLING_SCHEMA_SQL = PROJECT_ROOT / "plugins" / "billing" / "sql" / "billing_schema.sql"
-
-# NOTE: raw.usage_events is append-only (SPEC §1) and the usage pipeline processes only new rows.
-# An UPDATE, DELETE or TRUNCATE of it bumps this counter, and the next dbt build that sees the
-# counter moved rebuilds the event models from raw (billing.transform, docs/incremental.md).
-RAW_EVENT_REWRITES_SQL = """
-create sequence if not exists raw.usage_events_rewrites;
-
-create or replace function raw.count_usage_events_rewrite() returns trigger
-language plpgsql as $$
-begin
-    perform nextval('raw.usage_events_rewrites');
-    return null;
-end
-$$;
-
-create or replace trigger usage_events_rewritten
-    after update or delete or truncate on raw.usage_events
-    for each statement execute function raw.count_usage_events_rewrite();
-"""
 
 
 class InitRefused(Exception):
@@ -63,12 +45,14 @@ def init_warehouse() -> None:
         _check_privileges(connection)
         connection.execute("create schema if not exists raw")
         for contract in contracts().values():
-            connection.execute(contract.create_table_sql())
+            if contract.partition_by:
+                raw_events.create_table(connection)
+            else:
+                connection.execute(contract.create_table_sql())
             for statement in contract.add_missing_columns_sql():
                 connection.execute(statement)
             for statement in contract.create_indexes_sql():
                 connection.execute(statement)
-        connection.execute(RAW_EVENT_REWRITES_SQL)
         connection.execute(change_counting_sql())
         connection.execute(BILLING_SCHEMA_SQL.read_text())
         grant_analyst_role(connection)

@@ -5,9 +5,10 @@ folders live under BILLING_HOME so partial parsing is reused across runs.
 
 The event and usage models are incremental (docs/incremental.md): a build processes only what
 changed since the last one. Before a build that touches them, `build` checks that their state
-still matches raw (raw.usage_events is append-only; an UPDATE, DELETE or TRUNCATE of it, a
-restored or rewritten table, or a missing checkpoint breaks that) and rebuilds them from raw if
-not. `rebuild` rebuilds everything from raw on demand.
+still matches raw (raw.usage_events is append-only; an UPDATE, DELETE or TRUNCATE of it, a month's
+partition detached or dropped by hand, a recreated table, or a missing checkpoint breaks that) and
+rebuilds them from raw if not. `rebuild` rebuilds everything from raw on demand. No rebuild runs
+while months are detached (billing.raw_events): the models alone hold their events.
 
 Code outside dbt that reads a model names it with `ref`, which looks it up in dbt's manifest.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from billing import raw_events
 from billing.settings import DBT_PROJECT_DIR, billing_home
 from billing.warehouse import connect, connection_parts
 
@@ -53,9 +55,11 @@ INCREMENTAL_FOLDERS = ("models/intermediate/events", "models/intermediate/usage"
 
 # The layout of the incremental models' state, kept in the checkpoint. Bump it when a change to
 # those models cannot continue from what an earlier version left: the next build rebuilds from raw.
-USAGE_STATE_FORMAT = 3
+USAGE_STATE_FORMAT = 4
 
 INTERMEDIATE_SCHEMA = "billing_intermediate"
+# The dedupe ledger: one row per raw row it has processed, by raw_row_id.
+LEDGER = f"{INTERMEDIATE_SCHEMA}.int_usage_events__ranked"
 # NOTE: one dbt invocation at a time on this warehouse: two concurrent runs of an incremental model
 # would both insert the same new rows.
 DBT_LOCK = "billing dbt"
@@ -98,7 +102,7 @@ def update_usage(*, as_of: str, grace: str) -> UsageUpdate:
     nodes, rebuilt = _build(USAGE_SLICE, as_of=as_of, grace=grace, data_tests=False)
     with connect() as connection:
         [(processed,)] = connection.execute(
-            f"select count(distinct raw_row_position) from {INTERMEDIATE_SCHEMA}.int_usage_events__changed"
+            f"select count(distinct raw_row_id) from {INTERMEDIATE_SCHEMA}.int_usage_events__changed"
         ).fetchall()
     return UsageUpdate(nodes_built=nodes, ledger_rows_processed=processed, rebuilt_from_raw=rebuilt)
 
@@ -222,19 +226,24 @@ def _touches_incremental_models(select: tuple[str, ...]) -> bool:
     return False
 
 
+def usage_state_is_current() -> bool:
+    """Whether the incremental models describe raw as it is (what the next build would not repair)."""
+    with _dbt_lock():
+        return not _incremental_state_is_stale(_raw_rewrites())
+
+
 def _incremental_state_is_stale(rewrites: int | None) -> bool:
     """Whether the incremental models no longer describe raw, so they must be rebuilt from it.
 
     Stale: no checkpoint yet (first build, or an interrupted upgrade), or one an earlier layout of
-    the models wrote; raw.usage_events updated, deleted from or truncated since the checkpoint (its
-    rewrite counter moved); or the latest row of the dedupe ledger is not at its place in raw (raw
-    restored, recreated or rewritten).
+    the models wrote; raw.usage_events updated, deleted from or truncated, or a month of it detached
+    or dropped by hand, since the checkpoint (its rewrite counter moved); or the latest row of the
+    dedupe ledger is not in raw (raw recreated and loaded again).
     """
     with connect() as connection:
         checkpoint, ledger = connection.execute(
             "select to_regclass(%s), to_regclass(%s)",
-            (f"{INTERMEDIATE_SCHEMA}.int_usage_pipeline__checkpoint",
-             f"{INTERMEDIATE_SCHEMA}.int_usage_events__ranked"),
+            (f"{INTERMEDIATE_SCHEMA}.int_usage_pipeline__checkpoint", LEDGER),
         ).fetchone()
         if checkpoint is None or ledger is None:
             return True
@@ -250,25 +259,26 @@ def _incremental_state_is_stale(rewrites: int | None) -> bool:
         if committed != [(rewrites, USAGE_STATE_FORMAT)]:
             return True
         latest = connection.execute(
-            f"select raw_row_position, reference, ingested_at from {ledger}"
-            " order by ingested_at desc, raw_row_position desc limit 1"
+            f"select raw_row_id, reference, ingested_at from {ledger}"
+            " order by ingested_at desc, raw_row_id desc limit 1"
         ).fetchone()
         if latest is None:
             return False
-        position, reference, ingested_at = latest
-        # NOTE: the staging view (blank references as null) filtered on ctid: a TID scan, one row.
+        # NOTE: the staging view (blank references as null); ingested_at picks the partition.
         return connection.execute(
             "select not exists (select 1 from billing_staging.stg_app__usage_events"
-            " where raw_row_position = %s::tid and ingested_at = %s and reference is not distinct from %s)",
-            (position, ingested_at, reference),
+            " where raw_row_id = %s and reference is not distinct from %s and ingested_at = %s)",
+            latest,
         ).fetchone()[0]
 
 
 def _raw_rewrites() -> int | None:
-    """How many statements ever updated, deleted from or truncated raw.usage_events (None: unknown)."""
+    """How many statements ever updated, deleted from or truncated raw.usage_events, and months of it
+    ever detached or dropped by hand (billing.raw_events; None: unknown)."""
     with connect() as connection:
-        if connection.execute("select to_regclass('raw.usage_events_rewrites')").fetchone()[0] is None:
+        if connection.execute("select to_regclass('raw.usage_events_partitions')").fetchone()[0] is None:
             return None
+        raw_events.count_lost_months(connection)
         return connection.execute(
             "select case when is_called then last_value else 0 end from raw.usage_events_rewrites"
         ).fetchone()[0]
@@ -289,8 +299,18 @@ def _invoke(command: str, *arguments: str, run: dict[str, str] | None = None) ->
     """Run a dbt command that executes nodes (with the run's values, see _run_values); returns how many it ran.
 
     Without dbt's JSON artifacts: writing the manifest costs about 0.7 s a run, and `ref` keeps the
-    one the last parse wrote (_manifest).
+    one the last parse wrote (_manifest). Refuses to rebuild from raw (`--full-refresh`) while months
+    of raw are detached: the models alone hold their events, and billing would lose them.
     """
+    if "--full-refresh" in arguments:
+        with connect() as connection:
+            detached = raw_events.detached_months(connection)
+        if detached:
+            raise TransformFailed(
+                f"not rebuilding from raw: raw.usage_events lacks the months {', '.join(detached)}, detached with"
+                " their events, which the usage models hold and would lose; attach them first"
+                f" (billing events attach {detached[0]}; docs/incremental.md#detaching-old-months)"
+            )
     result = _run_dbt(command, *arguments, "--no-write-json", run=run)
     failures = [
         f"{node.node.name}: {node.message}"

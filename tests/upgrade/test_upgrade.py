@@ -6,7 +6,8 @@
 into a database of its own on the session's server, upgraded by the `billing init` command, and
 compared with what it held. Two credit grants are added to its raw.credit_grants first: one the
 application made and one that issuing made back then (`carry_<invoice_id>`), which init moves to
-billing.credit_grants.
+billing.credit_grants. Its raw.usage_events was one table: init partitions it by month of
+ingestion (billing.raw_events), its rows numbered in the order they were loaded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ KEPT = {
     "webhook_events": "select * from billing.webhook_events order by event_id",
     "customers": "select customer_id, name, email, currency, timezone, collection_method, payment_method_id,"
                  " created_at from raw.customers order by customer_id",
-    "usage_events": "select * from raw.usage_events order by reference",
+    "usage_events": "select reference, customer_id, event_name, value, properties, action, occurred_at, ingested_at"
+                    " from raw.usage_events order by reference",
     "credit_applications": "select * from billing.credit_applications order by grant_id, invoice_id",
 }
 # grant_id, customer_id, currency, amount, granted_at, expires_at
@@ -40,6 +42,17 @@ APPLICATION_GRANT = ("welcome", "utc_co", "USD", Decimal("5"), datetime(2026, 1,
 # INV-000001's credit beyond its charges, as issuing wrote it into raw
 CARRIED_GRANT = ("carry_in_6460bd27f6ac85edd8ee3286", "tokyo_co", "USD", Decimal("2.50"),
                  datetime(2026, 2, 28, 15, tzinfo=UTC), None)
+# loaded after the dump's two events (t1, u1): by the old pipeline's order (ctid, then load order), b
+# before a though they share ingested_at; y without occurred_at (dbt rejects it), z with a properties
+# array that the table's later JSON-object check never validated
+LAST_OF_JANUARY = datetime(2026, 1, 31, 23, 59, tzinfo=UTC)
+FIRST_OF_FEBRUARY = datetime(2026, 2, 1, tzinfo=UTC)
+LATE_EVENTS = [
+    ("b", "utc_co", "api_call", 1, None, None, datetime(2026, 1, 31, 23, tzinfo=UTC), LAST_OF_JANUARY),
+    ("a", "utc_co", "api_call", 1, None, None, datetime(2026, 1, 31, 22, tzinfo=UTC), LAST_OF_JANUARY),
+    ("y", "utc_co", "api_call", 1, None, None, None, FIRST_OF_FEBRUARY),
+    ("z", "utc_co", "api_call", 1, "[1]", None, FIRST_OF_FEBRUARY, FIRST_OF_FEBRUARY),
+]
 # a delivery still pending in the old warehouse, of its first event (created 2026-12-03 20:27:30.462673)
 PENDING_DELIVERY = ("msg_910e3bef32b9356c4e66a7033494954b", "ep_old")
 # a grant's balance in cents: its amount less what it has given (billing.credit_applications)
@@ -86,6 +99,9 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             "insert into raw.credit_grants values (%s, %s, %s, %s, %s, %s)", [APPLICATION_GRANT, CARRIED_GRANT])
         connection.execute("insert into billing.webhook_deliveries (event_id, endpoint_id) values (%s, %s)",
                            PENDING_DELIVERY)
+        connection.cursor().executemany("insert into raw.usage_events values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                                        LATE_EVENTS)
+        connection.execute("grant select on raw.usage_events to public")
         balances = connection.execute(BALANCES.format(grants="raw.credit_grants")).fetchall()
     before = _read(old_warehouse)
     assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
@@ -112,7 +128,27 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         # events loaded before must meet it no more than they did; new ones must
         assert connection.execute(
             "select convalidated from pg_constraint where conname = 'usage_events__properties_is_a_json_object'"
+            " and conrelid = 'raw.usage_events'::regclass"
         ).fetchall() == [(False,)]
+        # partitioned by month of ingestion; numbered in the old order; the next row numbered after them
+        assert connection.execute(
+            "select tableoid::regclass::text, reference, raw_row_id from raw.usage_events order by raw_row_id"
+        ).fetchall() == [
+            ("raw.usage_events_2026_12", "t1", 1), ("raw.usage_events_2026_12", "u1", 2),
+            ("raw.usage_events_2026_01", "b", 3), ("raw.usage_events_2026_01", "a", 4),
+            ("raw.usage_events_2026_02", "y", 5), ("raw.usage_events_2026_02", "z", 6),
+        ]
+        assert connection.execute(
+            "insert into raw.usage_events (reference) values ('new') returning raw_row_id"
+        ).fetchone() == (7,)
+        assert connection.execute(
+            "select relkind, to_regclass('raw.usage_events_unpartitioned'),"
+            " has_table_privilege('public', 'raw.usage_events', 'select')"
+            " from pg_class where oid = 'raw.usage_events'::regclass"
+        ).fetchone() == ("p", None, True)
+        # the rewrite trigger watches every partition (the dump's counter had never moved)
+        connection.execute("delete from raw.usage_events_2026_01 where reference = 'a'")
+        assert connection.execute("select is_called, last_value from raw.usage_events_rewrites").fetchone() == (True, 1)
         assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
             (3, timedelta(days=1), timedelta(hours=72)),
         ]

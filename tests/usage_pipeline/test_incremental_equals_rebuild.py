@@ -45,15 +45,15 @@ COMPARED = {
     "stateful_usage": "select * from billing_intermediate.int_meter_usage__stateful order by 1, 2, 3",
     # as text: an open segment ends at 'infinity', which Python's datetime cannot hold
     "state_segments": "select segments::text from billing_intermediate.int_meter_state__segments as segments"
-                      " order by raw_row_position",
+                      " order by raw_row_id",
     "meter_usage_mart": "select * from billing_marts.fct_meter_usage order by 2, 4, 6",
     "rejected": "select * from billing_marts.fct_rejected_usage_events"
                 " order by reject_reason, reference, ingested_at, occurred_at, customer_id, value",
     "duplicates": "select * from billing_marts.fct_usage_event_duplicates"
                   " order by reference, ingested_at, occurred_at, value",
-    "validated": "select * from billing_intermediate.int_usage_events__validated order by raw_row_position",
-    "ledger": "select raw_row_position, reference, reference_rank, winner_payload, winner_ingested_at"
-              " from billing_intermediate.int_usage_events__ranked order by raw_row_position",
+    "validated": "select * from billing_intermediate.int_usage_events__validated order by raw_row_id",
+    "ledger": "select raw_row_id, reference, reference_rank, winner_payload, winner_ingested_at"
+              " from billing_intermediate.int_usage_events__ranked order by raw_row_id",
     "draft_invoices": "select * from billing_marts.fct_draft_invoices order by invoice_id",
     "draft_invoice_lines": "select * from billing_marts.fct_draft_invoice_lines order by invoice_id, line_no",
 }

@@ -2,18 +2,22 @@
 
 A DELETE on raw.usage_events (an operator removing bad events, a test fixture) is invisible to an
 incremental run, which only looks for new rows: `billing init`'s trigger counts it, and the next
-build rebuilds the event and usage models from raw.
+build rebuilds the event and usage models from raw. So is a month's partition detached by hand; one
+detached by `billing events detach` is not: the models keep its events, and are not rebuilt from
+raw until it is back (billing.raw_events).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
-from billing import transform
+from billing import raw_events, transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
-from conftest import query, reset_warehouse
+from billing.quality.billing_gates import _event_reconciliation
+from conftest import query, reset_warehouse, run_cli
 from spine.events import usage, write_csv
 
 pytestmark = pytest.mark.slow
@@ -66,3 +70,71 @@ def test_a_delete_from_raw_makes_the_next_build_rebuild_from_raw(warehouse, tmp_
 
     update = transform.update_usage(as_of=AS_OF, grace="1 hours")
     assert (update.rebuilt_from_raw, update.ledger_rows_processed) == (False, 0)
+
+
+EVENTS_HEADER = "reference,customer_id,event_name,value,occurred_at,ingested_at\n"
+# ingested at the end of June: p-none has no occurred_at (rejected, SPEC §2)
+JUNE_LOAD = """p-1,acme,api_call,10,2026-06-20T00:00:00Z,2026-06-30T23:30:00Z
+p-dup,acme,api_call,5,2026-06-29T00:00:00Z,2026-06-30T23:40:00Z
+p-none,acme,api_call,7,,2026-06-30T23:40:00Z
+"""
+# across the month's end: p-late committed late (ingested before the ledger's latest, within the
+# lookback), a July copy of p-dup (a duplicate: June's was ingested first), and p-stray with an
+# ingested_at of May, before the lookback: the pipeline never reads it (nor bills it: acme subscribed
+# in June)
+BOUNDARY_LOAD = """p-late,acme,api_call,20,2026-06-30T12:00:00Z,2026-06-30T23:35:00Z
+p-dup,acme,api_call,99,2026-06-29T00:00:00Z,2026-07-01T00:05:00Z
+p-2,acme,api_call,1,2026-06-30T23:00:00Z,2026-07-01T00:10:00Z
+p-stray,acme,api_call,100,2026-05-31T12:00:00Z,2026-05-31T12:00:00Z
+"""
+
+
+def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
+    reset_warehouse()
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    apply_catalog(tmp_path / "catalog.yaml")
+    (tmp_path / "june.csv").write_text(EVENTS_HEADER + JUNE_LOAD)
+    (tmp_path / "boundary.csv").write_text(EVENTS_HEADER + BOUNDARY_LOAD)
+    load_events(tmp_path / "june.csv", show_progress=False)
+    transform.update_usage(as_of=AS_OF, grace="1 hours")
+    assert june_usage() == [(15, 2)]
+
+    load_events(tmp_path / "boundary.csv", show_progress=False)
+    update = transform.update_usage(as_of=AS_OF, grace="1 hours")
+    # p-late, p-2, both copies of p-dup: the ledger reads raw across partitions, by raw_row_id
+    assert (update.rebuilt_from_raw, update.ledger_rows_processed) == (False, 4)
+    assert june_usage() == [(36, 4)]
+    assert query("select tableoid::regclass::text, reference from raw.usage_events order by raw_row_id") == [
+        ("raw.usage_events_2026_06", "p-1"), ("raw.usage_events_2026_06", "p-dup"),
+        ("raw.usage_events_2026_06", "p-none"), ("raw.usage_events_2026_06", "p-late"),
+        ("raw.usage_events_2026_07", "p-dup"), ("raw.usage_events_2026_07", "p-2"),
+        ("raw.usage_events_2026_05", "p-stray"),
+    ]
+    rejected = f"select reference, reject_reason from {transform.ref('fct_rejected_usage_events')} order by 1"
+    assert query(rejected) == [("p-none", "missing_timestamp")]
+
+    refused = run_cli("events", "detach", "2026-05", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "1 events of 2026-05 are not in the usage models yet" in refused.stderr
+    assert "detached 2026-06: 4 events" in run_cli("events", "detach", "2026-06").stdout
+    assert query("select to_regclass('raw.usage_events_2026_06') is not null,"
+                 " 'raw.usage_events_2026_06'::regclass::oid in (select inhrelid from pg_inherits)") == [(True, False)]
+    # the models bill from what they hold: nothing to rebuild, nothing changed
+    update = transform.update_usage(as_of=AS_OF, grace="1 hours")
+    assert (update.rebuilt_from_raw, update.ledger_rows_processed) == (False, 0)
+    assert june_usage() == [(36, 4)]
+    # raw (May's stray, July's 2) + June's 4 detached: 7, against 6 accounted for (not the stray)
+    assert query(_event_reconciliation())[0][0::4] == (7, 6)
+    with pytest.raises(transform.TransformFailed, match="lacks the months 2026-06"):
+        transform.rebuild(as_of=AS_OF, grace="1 hours")
+
+    # July detached by hand is July's events deleted: a rebuild, which waits for June
+    with transform.connect() as connection:
+        connection.execute("alter table raw.usage_events detach partition raw.usage_events_2026_07")
+    with pytest.raises(transform.TransformFailed, match="billing events attach 2026-06"):
+        transform.update_usage(as_of=AS_OF, grace="1 hours")
+    assert raw_events.attach_month(date(2026, 6, 1)) == 4
+    update = transform.update_usage(as_of=AS_OF, grace="1 hours")
+    assert update.rebuilt_from_raw
+    assert june_usage() == [(35, 3)]  # June's events alone: July's p-2 left with July
+    assert query(rejected) == [("p-none", "missing_timestamp"), ("p-stray", "no_active_subscription")]

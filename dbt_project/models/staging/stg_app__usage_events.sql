@@ -2,13 +2,7 @@ with
 
 source as (
 
-    -- NOTE: ctid is the row's physical position. raw.usage_events is
-    -- append-only, so it orders rows of one load in file order: the last
-    -- tie-breaker of "first ingested wins" when two rows share ingested_at.
-    select
-        ctid as raw_row_position,
-        *
-    from {{ source('app', 'usage_events') }}
+    select * from {{ source('app', 'usage_events') }}
 
 ),
 
@@ -32,7 +26,10 @@ renamed as (
         ingested_at,
 
         ---------- metadata
-        raw_row_position
+        -- numbered by raw in the order rows are written, a file's rows in
+        -- file order: the last tie-breaker of "first ingested wins" when two
+        -- rows share ingested_at, and the key the event models keep rows by
+        raw_row_id
 
     from source
 

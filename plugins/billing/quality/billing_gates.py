@@ -430,7 +430,8 @@ def _subscriptions_without_draft() -> str:
 def _event_reconciliation() -> str:
     """Raw rows = attributed (billed or to bill) + dropped duplicates + rejected, for the snapshot
     dbt built: raw rows ingested up to the latest ingested_at the models saw (later loads are
-    the next run's)."""
+    the next run's), and those of months detached from raw, which the models still hold
+    (billing.raw_events)."""
     return f"""
         with snapshot as (
             select max(ingested_at) as last_ingested_at
@@ -443,7 +444,9 @@ def _event_reconciliation() -> str:
         counts as (
             select
                 (select count(*) from raw.usage_events cross join snapshot
-                 where usage_events.ingested_at <= snapshot.last_ingested_at) as raw_rows,
+                 where usage_events.ingested_at <= snapshot.last_ingested_at)
+                + (select coalesce(sum(detached_rows), 0) from raw.usage_events_partitions)
+                    as raw_rows,
                 (select count(*) from {ref('int_usage_events__attributed')}) as attributed,
                 (select count(*) from {ref('fct_usage_event_duplicates')}) as duplicates,
                 (select count(*) from {ref('fct_rejected_usage_events')}) as rejected

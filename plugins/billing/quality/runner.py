@@ -219,12 +219,6 @@ def load_great_expectations() -> ModuleType:
         # NOTE: GX imports the deprecated `sre_constants`/`sre_parse`; nothing we can act on.
         warnings.simplefilter("ignore", DeprecationWarning)
         import great_expectations
-    from sqlalchemy import types
-    from sqlalchemy.dialects.postgresql.base import ischema_names
-
-    # NOTE: GX types every column of a check's table through SQLAlchemy, which does not know
-    # PostgreSQL's `tid` (the event models' raw_row_position): read it as text.
-    ischema_names.setdefault("tid", types.Text)
     return great_expectations
 
 

@@ -12,7 +12,7 @@
 -- SPEC §2/§3: a valid event belongs to its subscription's period containing
 -- occurred_at; periods are half-open [period_start, period_end).
 select
-    events.raw_row_position,
+    events.raw_row_id,
     events.reference,
     events.customer_id,
     events.subscription_id,

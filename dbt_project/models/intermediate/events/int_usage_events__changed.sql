@@ -39,7 +39,7 @@ periods as (
 changed as (
 
     select
-        ranked.raw_row_position,
+        ranked.raw_row_id,
         ranked.reference,
         ranked.reference_rank,
         ranked.customer_id,

@@ -9,7 +9,7 @@
 -- SPEC §2: the first ingested row of each reference (rank 1 in the ledger).
 select
     {{ usage_event_columns() }},
-    raw_row_position
+    raw_row_id
 
 from {{ ref('int_usage_events__ranked') }}
 

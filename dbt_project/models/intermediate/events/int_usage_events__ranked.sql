@@ -2,8 +2,8 @@
     The dedupe ledger: every raw row ever processed, with its rank within its
     reference. Incremental (docs/incremental.md): a run reads only the raw
     rows ingested since the ledger's latest ingested_at, less the
-    `ingest_lookback`, that the ledger does not hold yet (raw rows are
-    identified by their position, raw is append-only), and ranks them again
+    `ingest_lookback`, that the ledger does not hold yet (by `raw_row_id`,
+    which raw numbers in load order), and ranks them again
     together with every earlier row of the references they touch. The
     rewritten rows carry the run's `processed_at`, from which the models
     downstream learn what changed.
@@ -12,9 +12,9 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='raw_row_position',
+        unique_key='raw_row_id',
         indexes=[
-            {'columns': ['raw_row_position'], 'unique': true},
+            {'columns': ['raw_row_id'], 'unique': true},
             {'columns': ['reference']},
             {'columns': ['customer_id']},
             {'columns': ['ingested_at']},
@@ -71,7 +71,7 @@ new_events as (
         select 1
         from ledger
         where ledger.ingested_at >= '{{ window_start }}'::timestamptz
-            and ledger.raw_row_position = events.raw_row_position
+            and ledger.raw_row_id = events.raw_row_id
     )
 
 ),
@@ -81,7 +81,7 @@ new_events as (
 -- loaded late), so the reference is ranked again as a whole.
 events_to_rank as (
 
-    select {{ usage_event_columns() }}, raw_row_position
+    select {{ usage_event_columns() }}, raw_row_id
 
     from ledger
 
@@ -91,7 +91,7 @@ events_to_rank as (
 
     union all
 
-    select {{ usage_event_columns() }}, raw_row_position
+    select {{ usage_event_columns() }}, raw_row_id
 
     from new_events
 
@@ -108,7 +108,7 @@ events_to_rank as (
 {% endif %}
 
 -- SPEC §2: of all rows sharing a reference the first ingested wins
--- (ingested_at, then occurred_at, then position in the load). Rows without a
+-- (ingested_at, then occurred_at, then raw_row_id: load order). Rows without a
 -- reference are never grouped: each is its own winner, and is rejected later.
 ranked as (
 
@@ -123,7 +123,7 @@ ranked as (
             when reference is null then 1
             else row_number() over (
                 partition by reference
-                order by ingested_at, occurred_at nulls last, raw_row_position
+                order by ingested_at, occurred_at nulls last, raw_row_id
             )
         end as reference_rank
 

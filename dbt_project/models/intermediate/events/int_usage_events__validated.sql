@@ -9,9 +9,9 @@
     config(
         materialized='incremental',
         incremental_strategy='replace',
-        unique_key='raw_row_position',
+        unique_key='raw_row_id',
         indexes=[
-            {'columns': ['raw_row_position'], 'unique': true},
+            {'columns': ['raw_row_id'], 'unique': true},
             {'columns': ['subscription_id', 'occurred_at']},
             {'columns': ['occurred_at']},
             {'columns': ['ingested_at']},
@@ -49,9 +49,9 @@ changed_catalog as (
 -- The winners to validate again: of changed references, and of every event of
 -- a changed customer or meter, found by the event column that holds its key
 -- (a branch only for a scope that changed: each is a separate index lookup).
-positions_to_validate as (
+rows_to_validate as (
 
-    select raw_row_position
+    select raw_row_id
 
     from changed_events
 
@@ -63,7 +63,7 @@ positions_to_validate as (
     ] if scope in changed_scopes %}
     union
 
-    select deduped.raw_row_position
+    select deduped.raw_row_id
 
     from deduped
 
@@ -80,8 +80,8 @@ events as (
 
     from deduped
 
-    where raw_row_position in (
-        select raw_row_position from positions_to_validate
+    where raw_row_id in (
+        select raw_row_id from rows_to_validate
     )
 
 ),
@@ -202,7 +202,7 @@ final as (
         subscription_id,
         plan_id,
         reject_reason,
-        raw_row_position
+        raw_row_id
 
     from validated
 
@@ -221,8 +221,8 @@ select *, true as _is_tombstone
 
 from {{ this }}
 
-where raw_row_position in (
-    select raw_row_position from changed_events where reference_rank > 1
+where raw_row_id in (
+    select raw_row_id from changed_events where reference_rank > 1
 )
 
 {% else %}

@@ -11,9 +11,9 @@
     config(
         materialized='incremental',
         incremental_strategy='replace',
-        unique_key='raw_row_position',
+        unique_key='raw_row_id',
         indexes=[
-            {'columns': ['raw_row_position'], 'unique': true},
+            {'columns': ['raw_row_id'], 'unique': true},
             {'columns': ['customer_id', 'event_name', 'segment_end']},
             {'columns': ['segment_end']},
         ],
@@ -114,7 +114,7 @@ anchors as (
 keyed as (
 
     select
-        events.raw_row_position,
+        events.raw_row_id,
         events.customer_id,
         events.event_name,
         events.aggregation,
@@ -147,7 +147,7 @@ keyed as (
     union all
 
     select
-        raw_row_position,
+        raw_row_id,
         customer_id,
         event_name,
         aggregation,
@@ -171,7 +171,7 @@ keyed as (
 segments as (
 
     select
-        raw_row_position,
+        raw_row_id,
         customer_id,
         event_name,
         aggregation,
@@ -207,7 +207,7 @@ select *, false as _is_tombstone from segments
 union all
 
 select
-    raw_row_position,
+    raw_row_id,
     customer_id,
     event_name,
     aggregation,

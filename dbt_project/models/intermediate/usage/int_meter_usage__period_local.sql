@@ -144,7 +144,7 @@ events as (
 
     cross join lateral (
         select
-            validated.raw_row_position,
+            validated.raw_row_id,
             validated.reference,
             validated.customer_id,
             validated.subscription_id,
