@@ -163,7 +163,7 @@ select customer_id, event_name, count(*) as count_events, sum(value) as total_va
 from (
     select distinct on (reference) reference, customer_id, event_name, value
     from raw.usage_events
-    order by reference, ingested_at, occurred_at nulls last, ctid
+    order by reference, ingested_at, occurred_at nulls last, raw_row_id
 ) as first_ingested
 group by customer_id, event_name
 """

@@ -25,6 +25,7 @@ ingested in July 2026 (the contract says why ingested_at). What this module keep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -38,6 +39,7 @@ USAGE_EVENTS = contracts()["usage_events"]
 TABLE = f"raw.{USAGE_EVENTS.table}"
 KEY = USAGE_EVENTS.partition_by.column
 DEFAULT_PARTITION = f"{USAGE_EVENTS.table}_default"
+MONTH_PARTITION = re.compile(rf"{USAGE_EVENTS.table}_(\d{{4}})_(\d{{2}})")
 COLUMNS = ", ".join(column.name for column in USAGE_EVENTS.columns)
 # The UTC month (a date, its first day) a row belongs in.
 MONTH_OF_ROW = f"date_trunc('month', {KEY} at time zone 'UTC')::date"
@@ -103,7 +105,10 @@ def create_table(connection: psycopg.Connection) -> None:
     settle(connection)
     for relation in [USAGE_EVENTS.table, *_partitions(connection)]:
         connection.execute(WATCH_SQL.format(relation=relation))
-    _list(connection, [_month(name) for name in _partitions(connection) if name != DEFAULT_PARTITION])
+    _list(connection, [
+        date(int(found.group(1)), int(found.group(2)), 1)
+        for found in map(MONTH_PARTITION.fullmatch, _partitions(connection)) if found
+    ])
 
 
 def prepare_load() -> None:
@@ -284,12 +289,6 @@ def _list(connection: psycopg.Connection, months: list[date]) -> None:
         "insert into raw.usage_events_partitions (month) values (%s) on conflict (month) do nothing",
         [(month,) for month in months],
     )
-
-
-def _month(name: str) -> date:
-    """The month of a partition named usage_events_YYYY_MM."""
-    year, month = name.removeprefix(f"{USAGE_EVENTS.table}_").split("_")
-    return date(int(year), int(month), 1)
 
 
 def _missing(connection: psycopg.Connection, months: list[date]) -> list[date]:

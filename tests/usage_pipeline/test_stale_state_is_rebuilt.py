@@ -17,6 +17,7 @@ from billing import raw_events, transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.quality.billing_gates import _event_reconciliation
+from billing.schema import init_warehouse
 from conftest import query, reset_warehouse, run_cli
 from spine.events import usage, write_csv
 
@@ -91,6 +92,7 @@ p-stray,acme,api_call,100,2026-05-31T12:00:00Z,2026-05-31T12:00:00Z
 
 def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
     reset_warehouse()
+    init_warehouse()  # lists the month partitions earlier tests left (reset emptied the list)
     (tmp_path / "catalog.yaml").write_text(CATALOG)
     apply_catalog(tmp_path / "catalog.yaml")
     (tmp_path / "june.csv").write_text(EVENTS_HEADER + JUNE_LOAD)
@@ -129,12 +131,19 @@ def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
         transform.rebuild(as_of=AS_OF, grace="1 hours")
 
     # July detached by hand is July's events deleted: a rebuild, which waits for June
+    rewrites = "select last_value from raw.usage_events_rewrites"
+    [(before,)] = query(rewrites)
     with transform.connect() as connection:
         connection.execute("alter table raw.usage_events detach partition raw.usage_events_2026_07")
     with pytest.raises(transform.TransformFailed, match="billing events attach 2026-06"):
         transform.update_usage(as_of=AS_OF, grace="1 hours")
+    assert query(rewrites) == [(before + 1,)]
+    assert query("select month::text from raw.usage_events_partitions where month >= '2026-05-01'"
+                 " and month < '2026-08-01' order by 1") == [("2026-05-01",), ("2026-06-01",)]
     assert raw_events.attach_month(date(2026, 6, 1)) == 4
     update = transform.update_usage(as_of=AS_OF, grace="1 hours")
     assert update.rebuilt_from_raw
     assert june_usage() == [(35, 3)]  # June's events alone: July's p-2 left with July
     assert query(rejected) == [("p-none", "missing_timestamp"), ("p-stray", "no_active_subscription")]
+    with transform.connect() as connection:
+        connection.execute("drop table raw.usage_events_2026_07")  # gone for good, like its events
