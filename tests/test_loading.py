@@ -58,6 +58,12 @@ def test_loads_land_in_the_partitions_of_their_months(warehouse, tmp_path):
         "select pg_get_expr(relpartbound, oid) from pg_class where oid = 'raw.usage_events_2026_07'::regclass"
     ) == [("FOR VALUES FROM ('2026-07-01 00:00:00+00') TO ('2026-08-01 00:00:00+00')",)]
     assert query("select last_value, is_called from raw.usage_events_rewrites") == rewrites
+    # the default partition the COPY filled became one of these months' partitions: indexed as all are
+    [(partitions, indexed)] = query(
+        "select count(*) filter (where inhparent = 'raw.usage_events'::regclass),"
+        " count(*) filter (where inhparent = 'raw.usage_events__ingested_at_idx'::regclass) from pg_inherits"
+    )
+    assert partitions == indexed >= 6  # June, July, 2031-02, this month and the next, the default
 
 
 def test_malformed_csv_is_refused_with_its_line_and_nothing_is_loaded(warehouse, tmp_path):

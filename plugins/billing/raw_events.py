@@ -26,8 +26,7 @@ ingested in July 2026 (the contract says why ingested_at). What this module keep
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import date
 
 import psycopg
@@ -127,20 +126,36 @@ def settle(connection: psycopg.Connection) -> None:
 
 
 def add_months(connection: psycopg.Connection, months: Iterable[date]) -> None:
-    """Create the partitions of `months` that have no table (an attached or a detached one)."""
+    """Create the partitions of `months` that have no table (an attached or a detached one).
+
+    The default partition refuses a new partition of a month it holds rows of: it is then replaced,
+    and becomes the partition of the month it holds most rows of (a file's own ingested_at: most
+    of a load), giving its other rows to their partitions.
+    """
     months = sorted(set(months))
     if not _missing(connection, months):
         return
     connection.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
     missing = _missing(connection, months)
-    with _default_set_aside(connection, missing):
-        for month in missing:
+    held = dict(connection.execute(
+        f"select {MONTH_OF_ROW}, count(*) from raw.{DEFAULT_PARTITION} where {MONTH_OF_ROW} = any(%s) group by 1",
+        (missing,),
+    ).fetchall())
+    kept = max(held, key=held.get) if held else None
+    old_default = _replace_default(connection) if held else None
+    for month in missing:
+        if month != kept:
             start, end = _bounds(month)
-            connection.execute(
-                f"create table raw.{partition_name(month)} partition of {TABLE}"
-                f" for values from ('{start}') to ('{end}')"
-            )
+            connection.execute(f"create table raw.{partition_name(month)} partition of {TABLE}"
+                               f" for values from ('{start}') to ('{end}')")
             connection.execute(WATCH_SQL.format(relation=partition_name(month)))
+    if kept:
+        start, end = _bounds(kept)
+        others = f"not ({KEY} >= '{start}' and {KEY} < '{end}')"
+        _write_again(connection, old_default, where=others)
+        connection.execute(f"delete from raw.{old_default} where {others}")
+        _rename(connection, old_default, partition_name(kept))
+        _attach(connection, kept)
     _list(connection, missing)
 
 
@@ -213,13 +228,17 @@ def attach_month(month: date) -> int:
             raise PartitionError(f"raw.{name} is attached already")
         if connection.execute("select to_regclass(%s)", (f"raw.{name}",)).fetchone()[0] is None:
             raise PartitionError(f"there is no table raw.{name} to attach")
-        with _default_set_aside(connection, [month]):
-            try:
-                connection.execute(f"alter table {TABLE} attach partition raw.{name}"
-                                   f" for values from ('{start}') to ('{end}')")
-            except psycopg.errors.DatabaseError as error:
-                raise PartitionError(f"raw.{name} cannot be attached: {error.diag.message_primary}") from None
-        connection.execute(WATCH_SQL.format(relation=name))
+        strays = connection.execute(
+            f"select exists (select 1 from raw.{DEFAULT_PARTITION} where {KEY} >= %s and {KEY} < %s)", (start, end)
+        ).fetchone()[0]
+        old_default = _replace_default(connection) if strays else None
+        try:
+            _attach(connection, month)
+        except psycopg.errors.DatabaseError as error:
+            raise PartitionError(f"raw.{name} cannot be attached: {error.diag.message_primary}") from None
+        if old_default:  # rows written in the month while it was away: into it
+            _write_again(connection, old_default)
+            connection.execute(f"drop table raw.{old_default}")
         _list(connection, [month])
         connection.execute(
             "update raw.usage_events_partitions set detached_at = null, detached_rows = null where month = %s", (month,)
@@ -227,24 +246,39 @@ def attach_month(month: date) -> int:
         return connection.execute(f"select count(*) from raw.{name}").fetchone()[0]
 
 
-@contextmanager
-def _default_set_aside(connection: psycopg.Connection, months: list[date]) -> Iterator[None]:
-    """Around adding partitions for `months`: if the default partition holds rows of them (it would
-    refuse the new partitions), detach it first, then route its rows again through the table."""
-    held = months and connection.execute(
-        f"select exists (select 1 from raw.{DEFAULT_PARTITION} where {MONTH_OF_ROW} = any(%s))", (months,)
-    ).fetchone()[0]
-    if not held:
-        yield
-        return
-    set_aside = f"{DEFAULT_PARTITION}_set_aside"
+def _replace_default(connection: psycopg.Connection) -> str:
+    """Detach the default partition (no longer a part of raw: moving its rows is no rewrite) and put an
+    empty one in its place; returns the old one's new name."""
+    old_default = f"{DEFAULT_PARTITION}_replaced"
     connection.execute(f"alter table {TABLE} detach partition raw.{DEFAULT_PARTITION}")
-    connection.execute(f"alter table raw.{DEFAULT_PARTITION} rename to {set_aside}")
-    yield
+    connection.execute(f"drop trigger usage_events_rewritten on raw.{DEFAULT_PARTITION}")
+    _rename(connection, DEFAULT_PARTITION, old_default)
     connection.execute(f"create table raw.{DEFAULT_PARTITION} partition of {TABLE} default")
     connection.execute(WATCH_SQL.format(relation=DEFAULT_PARTITION))
-    connection.execute(f"insert into {TABLE} ({COLUMNS}) overriding system value select {COLUMNS} from raw.{set_aside}")
-    connection.execute(f"drop table raw.{set_aside}")
+    return old_default
+
+
+def _attach(connection: psycopg.Connection, month: date) -> None:
+    start, end = _bounds(month)
+    connection.execute(f"alter table {TABLE} attach partition raw.{partition_name(month)}"
+                       f" for values from ('{start}') to ('{end}')")
+    connection.execute(WATCH_SQL.format(relation=partition_name(month)))
+
+
+def _write_again(connection: psycopg.Connection, table: str, *, where: str = "true") -> None:
+    """Write rows of a table of raw into raw.usage_events again, to the partitions of their months."""
+    connection.execute(f"insert into {TABLE} ({COLUMNS}) overriding system value"
+                       f" select {COLUMNS} from raw.{table} where {where}")
+
+
+def _rename(connection: psycopg.Connection, table: str, name: str) -> None:
+    """Rename a table of raw and its indexes (named after it, as PostgreSQL names a partition's)."""
+    for (index,) in connection.execute(
+        "select relname from pg_index join pg_class on pg_class.oid = indexrelid where indrelid = %s::regclass",
+        (f"raw.{table}",),
+    ).fetchall():
+        connection.execute(f"alter index raw.{index} rename to {index.replace(table, name, 1)}")
+    connection.execute(f"alter table raw.{table} rename to {name}")
 
 
 def _move_rows_in(connection: psycopg.Connection, old_table: str) -> None:
