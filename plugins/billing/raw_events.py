@@ -183,8 +183,9 @@ def detached_months(connection: psycopg.Connection) -> list[str]:
 def detach_month(month: date) -> int:
     """Detach a month's partition (it stays as the table `raw.usage_events_YYYY_MM`); returns its rows.
 
-    Refused unless the month has ended and the usage models are current and hold every row of it:
-    billing goes on from them exactly as before (docs/incremental.md#detaching-old-months).
+    Refused unless the month has ended and the usage models are current, hold every row of it and
+    have processed a later month's: billing goes on from them exactly as before
+    (docs/incremental.md#detaching-old-months).
     """
     from billing import transform
 
@@ -193,7 +194,8 @@ def detach_month(month: date) -> int:
         connection.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
         if name not in _partitions(connection):
             raise PartitionError(f"raw.{name} is not a partition of {TABLE}")
-        if connection.execute("select %s::timestamptz > now()", (_bounds(month)[1],)).fetchone()[0]:
+        end = _bounds(month)[1]
+        if connection.execute("select %s::timestamptz > now()", (end,)).fetchone()[0]:
             raise PartitionError(f"{month:%Y-%m} has not ended")
         # NOTE: no row may arrive in it between the count below and the detach
         connection.execute(f"lock table raw.{name} in share mode")
@@ -207,6 +209,10 @@ def detach_month(month: date) -> int:
         if unprocessed:
             raise PartitionError(f"{unprocessed} events of {month:%Y-%m} are not in the usage models yet:"
                                  " run the usage pipeline first")
+        # NOTE: each build looks for the ledger's latest row in raw (billing.transform): it must stay
+        if connection.execute(f"select max(ingested_at) < %s from {transform.LEDGER}", (end,)).fetchone()[0]:
+            raise PartitionError(f"{month:%Y-%m} holds the latest event the usage models processed:"
+                                 " detach it once events of a later month are processed")
         connection.execute(f"alter table {TABLE} detach partition raw.{name}")
         # NOTE: what happens to the archive (dump, truncate, drop) is no rewrite of raw
         connection.execute(f"drop trigger usage_events_rewritten on raw.{name}")

@@ -100,6 +100,8 @@ def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
     load_events(tmp_path / "june.csv", show_progress=False)
     transform.update_usage(as_of=AS_OF, grace="1 hours")
     assert june_usage() == [(15, 2)]
+    with pytest.raises(raw_events.PartitionError, match="2026-06 holds the latest event the usage models processed"):
+        raw_events.detach_month(date(2026, 6, 1))
 
     load_events(tmp_path / "boundary.csv", show_progress=False)
     update = transform.update_usage(as_of=AS_OF, grace="1 hours")
