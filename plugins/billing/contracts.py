@@ -194,6 +194,8 @@ def parse_contract(document: dict[str, Any]) -> Contract:
         raise ContractError(f"on_violation must be one of {', '.join(ON_VIOLATION)}")
     if contract.partition_by is not None:
         partition_by = contract.partition_by
+        if contract.table != "usage_events":
+            raise ContractError("partition_by: only usage_events is partitioned (plugins/billing/raw_events.py)")
         if partition_by.interval not in PARTITION_INTERVALS:
             raise ContractError(f"partition_by: interval must be one of {', '.join(PARTITION_INTERVALS)}")
         column = by_name.get(partition_by.column)

@@ -16,8 +16,8 @@ ingested in July 2026 (the contract says why ingested_at). What this module keep
   (docs/incremental.md). So is a month's partition detached or dropped by hand, which no trigger
   sees: `raw.usage_events_partitions` lists the months given partitions, and `count_lost_months`
   (before each build) counts a listed month no longer attached as a rewrite. Moving rows out of
-  the default partition is no rewrite: it detaches that partition and routes its rows again
-  through the table, keeping their raw_row_id.
+  the default partition is no rewrite: it detaches that partition (which becomes the partition of
+  the month it holds most of) and writes its other rows again, keeping their raw_row_id.
 - Old months leave whole through `detach_month`, once ended and processed: the list marks them
   detached, the models keep what they computed from them, and `billing.transform` refuses to
   rebuild from raw until they are attached again (`attach_month`).
