@@ -35,6 +35,9 @@ pytestmark = pytest.mark.slow
 
 DAG_ID = "billing_cycle_close"
 CLOSE = "2026-07-01T01:00:00Z"
+# NOTE: a logical date of this module's alone: another module's run of the close for the same date
+# (its DAG version has one shard) makes Airflow warn of two serialized DAGs for one run.
+LOGICAL_DATE = "2026-07-01T01:30:00Z"
 CUSTOMERS = {  # customer: (payment method, thousands of calls)
     "dee": ("pm_card_visa", 1),
     "gus": ("pm_card_visa", 2),
@@ -87,7 +90,7 @@ def closed(warehouse, receiver, tmp_path_factory):
     load_events(write_csv(folder / "june.csv", events), show_progress=False)
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("BILLING_SHARDS", "3")  # read whenever the DAGs are parsed, in this module
-        yield run_dag(DAG_ID, CLOSE, as_of=CLOSE)
+        yield run_dag(DAG_ID, LOGICAL_DATE, as_of=CLOSE)
 
 
 def test_the_rule_puts_the_customers_and_endpoints_where_the_docstring_says(closed):
