@@ -1,32 +1,42 @@
-"""A real Airflow 3 for the tests: api-server, dag-processor and scheduler (LocalExecutor) as subprocesses.
+"""The team deployment of docker-compose.yml, as processes: Airflow on Celery workers, for the tests.
 
-They share the test session's `BILLING_HOME/airflow` metadata (SQLite) with the in-process runs of
-`billing.orchestration`, and are started once per session, by the first test that asks for the
-`airflow` fixture, and stopped after the last one (so that no scheduler picks up the in-process
-runs of later tests, and the 2 cores are free again). A test module uses them with
+Redis (Debian's `redis-server`) is the broker; the Airflow metadata, with the Celery results, is a
+database `airflow` of its own (role `airflow`) on the session's embedded warehouse server. The
+compose file's `airflow-init` command migrates it and sets the pool; then its api-server,
+dag-processor, scheduler and two Celery workers (`worker-1`, `worker-2`, one task at a time each)
+start with their compose commands and environments (`docker compose config`), translated to this
+machine: each container's host:port becomes a local port, /opt/billing the project, /opt/airflow a
+temporary AIRFLOW_HOME, and the secrets are this session's. BILLING_HOME and BILLING_WAREHOUSE_URL
+are the session's, so the tasks bill the warehouse the tests read. A few settings only for the
+tests follow (`TEST_SETTINGS`). No triggerer: no task defers.
+
+They are started once per session, by the first test that asks for the `airflow` fixture, and
+stopped after the last one, so that the 2 cores are free again. A test module uses them with
 
     pytest_plugins = ["airflow_cluster"]
 
 (a plugin, not an imported fixture: a fixture imported into two modules would be two session
-fixtures, starting Airflow twice), marks its tests `scheduler` (tests/conftest.py runs them all on
-one worker, before any other group), and gets `billing_cycle_close` unpaused for each test.
+fixtures, starting Airflow twice), and marks its tests `scheduler` (tests/conftest.py runs them all
+on one worker, before any other group). billing_cycle_close is unpaused.
 
 The api-server authenticates (SimpleAuthManager, no "all admins"): users `billing` (role `user`,
 enough to trigger, clear and read runs) and `auditor` (role `viewer`), with the passwords in
 `AirflowUnderTest.passwords`. Its tokens expire after JWT_EXPIRATION_S, so that a client following
 a run must renew its token. The scheduler runs only the runs it is given (triggers, backfills): no
 hourly schedule.
+
+The in-process `dag.test()` runs of other tests (billing.orchestration) keep their SQLite metadata
+under BILLING_HOME/airflow: this scheduler never sees them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,11 +45,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 import psutil
+import psycopg
 import pytest
-from billing.orchestration import airflow_environment, dag_bag
+from billing.settings import PROJECT_ROOT
+from billing.warehouse import connect
+from compose_file import SECRETS, command, resolved
+from cryptography.fernet import Fernet
+from psycopg import sql
+from psycopg.rows import dict_row
 
 DAG_ID = "billing_cycle_close"
 UTC = UTC
@@ -48,6 +65,26 @@ STARTUP_TIMEOUT_S = 180
 # NOTE: shorter than a run (30-55 s), so that following one through the API outlives a token.
 JWT_EXPIRATION_S = 20
 USERS = {"billing": "user", "auditor": "viewer"}  # SimpleAuthManager users and their roles
+WORKERS = ("worker-1", "worker-2")  # their Celery hostnames: celery@worker-1, celery@worker-2
+BROKER = "redis"
+# Settings of the tests alone, over the compose file's.
+TEST_SETTINGS = {
+    "AIRFLOW__API__WORKERS": "1",
+    "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": str(JWT_EXPIRATION_S),
+    # NOTE: backfill runs start only while the DAG is unpaused, and an unpaused @hourly DAG
+    # (catchup=False) would also get a scheduled run for the latest slot, as_of now, closing
+    # every period up to today ahead of the backfill. This makes the scheduler run only the runs
+    # it is given (backfills, triggers), as in a deployment whose hourly schedule is held.
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    # NOTE: a task's supervisor sometimes notices that its task process has exited only at its
+    # next heartbeat (default every 5 s), holding its worker until then; about 10 s a run.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    # NOTE: an idle scheduler loop sleeps 1 s by default before it queues the next task of a chain.
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    # NOTE: the DAG files do not change during a session: parsed once at start, not every 30 s
+    # on the cores the other worker's tests need.
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
+}
 
 
 @dataclass(frozen=True)
@@ -63,44 +100,33 @@ class Run:
 
 @dataclass
 class AirflowUnderTest:
-    """api-server, dag-processor and scheduler started as subprocesses on one metadata DB."""
+    """The Airflow components of docker-compose.yml, started as subprocesses, and their broker."""
 
-    env: dict[str, str]
+    env: dict[str, str]  # the Airflow environment of the compose file, translated
     logs: Path
     api_url: str  # the api-server's base URL
     passwords: dict[str, str]  # username -> password
+    metadata_url: str  # the metadata database, for psycopg
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _log_files: list = field(default_factory=list)
 
-    @property
-    def database(self) -> Path:
-        return Path(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
-
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self._log_files.append(log)
-        self.processes[name] = subprocess.Popen(
-            [_airflow_executable(), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self.processes[name] = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        """SIGTERM every component by its PID, then whatever they left behind, each by its PID."""
+        """SIGTERM the Airflow components by their PIDs, then whatever they left behind, each by its
+        PID, then the broker."""
+        components = [process for name, process in self.processes.items() if name != BROKER]
         descendants = []
-        for process in self.processes.values():
+        for process in components:
             try:
                 descendants += psutil.Process(process.pid).children(recursive=True)
             except psutil.NoSuchProcess:
                 pass
-        running = [process for process in self.processes.values() if process.poll() is None]
-        for process in running:  # all at once: each takes a few seconds to shut down
-            process.send_signal(signal.SIGTERM)
-        for process in running:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+        _terminate(components)  # all at once: each takes a few seconds to shut down
         for child in descendants:
             try:
                 child.send_signal(signal.SIGTERM)
@@ -109,6 +135,7 @@ class AirflowUnderTest:
                 pass
             except psutil.TimeoutExpired:
                 child.kill()
+        _terminate([self.processes[BROKER]] if BROKER in self.processes else [])
         for log in self._log_files:
             log.close()
 
@@ -131,18 +158,15 @@ class AirflowUnderTest:
 
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict]:
         """Every run of `dag_id` in the metadata DB, oldest logical date first."""
-        with sqlite3.connect(self.database, timeout=30) as connection:
-            connection.row_factory = sqlite3.Row
-            rows = connection.execute(
+        with psycopg.connect(self.metadata_url, row_factory=dict_row) as connection:
+            return connection.execute(
                 "select id, run_id, logical_date, run_type, state, clear_number, triggered_by,"
-                " triggering_user_name, conf from dag_run where dag_id = ? order by logical_date", (dag_id,),
+                " triggering_user_name, conf from dag_run where dag_id = %s order by logical_date", (dag_id,),
             ).fetchall()
-        return [{**dict(row), "logical_date": _utc(row["logical_date"])} for row in rows]
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        completed = subprocess.run(
-            [_airflow_executable(), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-        )
+        completed = subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True,
+                                   timeout=timeout)
         if completed.returncode != 0:
             raise AssertionError(
                 f"airflow {' '.join(args)} exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}"
@@ -151,7 +175,8 @@ class AirflowUnderTest:
         return completed
 
     def sql(self, statement: str, *params) -> list[tuple]:
-        with sqlite3.connect(self.database, timeout=30) as connection:
+        """A query on the metadata database (`%s` placeholders)."""
+        with psycopg.connect(self.metadata_url) as connection:
             return connection.execute(statement, params).fetchall()
 
     def wait_for(self, what: str, condition: Callable[[], object], timeout: float) -> object:
@@ -159,7 +184,7 @@ class AirflowUnderTest:
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise AssertionError(f"airflow {name} exited {process.returncode} while waiting for {what}"
+                    raise AssertionError(f"{name} exited {process.returncode} while waiting for {what}"
                                          f"\n{self.log_tails()}")
             if result := condition():
                 return result
@@ -172,13 +197,13 @@ class AirflowUnderTest:
         # the scheduler does only every 30 s, after all its runs have finished.
         self.wait_for(
             f"the scheduler to mark every backfill of {DAG_ID} complete",
-            lambda: not self.sql("select id from backfill where dag_id = ? and completed_at is null", DAG_ID),
+            lambda: not self.sql("select id from backfill where dag_id = %s and completed_at is null", DAG_ID),
             120,
         )
         [(before,)] = self.sql("select coalesce(max(id), 0) from backfill")
         self.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
                  "--to-date", end.isoformat(), *options)
-        [(backfill_id,)] = self.sql("select max(id) from backfill where dag_id = ? and id > ?", DAG_ID, before)
+        [(backfill_id,)] = self.sql("select max(id) from backfill where dag_id = %s and id > %s", DAG_ID, before)
         assert backfill_id is not None, "airflow backfill create created no backfill"
         # `backfill create` commits the backfill's runs (queued, or cleared back to queued) before it
         # returns, so this sees neither the runs of an earlier backfill nor a run not yet started.
@@ -186,36 +211,44 @@ class AirflowUnderTest:
                       lambda: self._runs_finished(backfill_id), BACKFILL_TIMEOUT_S)
         skipped = self.sql(
             "select logical_date, exception_reason from backfill_dag_run"
-            " where backfill_id = ? and dag_run_id is null", backfill_id,
+            " where backfill_id = %s and dag_run_id is null", backfill_id,
         )
         assert skipped == [], f"the backfill skipped slots: {skipped}"
         rows = self.sql(
             "select dag_run.id, run_id, dag_run.logical_date, state, clear_number, start_date, end_date"
             " from dag_run"
             " join backfill_dag_run on backfill_dag_run.dag_run_id = dag_run.id"
-            " where backfill_dag_run.backfill_id = ? order by backfill_dag_run.sort_ordinal",
+            " where backfill_dag_run.backfill_id = %s order by backfill_dag_run.sort_ordinal",
             backfill_id,
         )
-        return [Run(id, run_id, _utc(logical), state, clear, _utc(started), _utc(ended))
-                for id, run_id, logical, state, clear, started, ended in rows]
+        return [Run(*row) for row in rows]
 
     def _runs_finished(self, backfill_id: int) -> bool:
         states = [state for (state,) in self.sql(
             "select dag_run.state from backfill_dag_run"
             " join dag_run on dag_run.id = backfill_dag_run.dag_run_id"
-            " where backfill_dag_run.backfill_id = ?", backfill_id,
+            " where backfill_dag_run.backfill_id = %s", backfill_id,
         )]
         return bool(states) and all(state in ("success", "failed") for state in states)
 
     def resolved_window(self, run: Run) -> dict:
         """The window begin_run resolved in that run (from its XCom)."""
         values = self.sql(
-            "select value from xcom where dag_run_id = ? and task_id = 'begin_run' and key = 'return_value'",
+            "select value from xcom where dag_run_id = %s and task_id = 'begin_run' and key = 'return_value'",
             run.id,
         )
         assert len(values) == 1, f"{run.run_id}: begin_run XComs {values}"
         value = values[0][0]
         return (json.loads(value) if isinstance(value, (str, bytes)) else value)["window"]
+
+    def workers_of(self, run_id: str) -> dict[tuple[str, int], str | None]:
+        """(task_id, map_index) -> the Celery worker that ran that task instance of the run, from its
+        Celery result (result_extended); None for a task instance without one."""
+        return {(task_id, map_index): worker for task_id, map_index, worker in self.sql(
+            "select task_instance.task_id, map_index, celery_taskmeta.worker from task_instance"
+            " left join celery_taskmeta on celery_taskmeta.task_id = task_instance.external_executor_id"
+            " where dag_id = %s and run_id = %s", DAG_ID, run_id,
+        )}
 
     def diagnostics(self, runs: list[Run]) -> str:
         """Each run's task states and the tail of every failed task's log, then the component logs."""
@@ -223,7 +256,7 @@ class AirflowUnderTest:
         for run in runs:
             lines.append(f"{run.run_id} ({run.logical_date.isoformat()}): {run.state}")
             for task_id, state, _try_number in self.sql(
-                "select task_id, state, try_number from task_instance where dag_id = ? and run_id = ?"
+                "select task_id, state, try_number from task_instance where dag_id = %s and run_id = %s"
                 " order by start_date", DAG_ID, run.run_id,
             ):
                 lines.append(f"    {task_id}: {state}")
@@ -246,60 +279,82 @@ class AirflowUnderTest:
 
 @pytest.fixture(scope="session")
 def airflow_cluster(warehouse: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUnderTest]:
-    """The real Airflow components on this session's BILLING_HOME/airflow metadata; stopped after."""
-    bag = dag_bag()  # migrates the metadata DB, as `billing` does before a run
-    assert bag.import_errors == {} and DAG_ID in bag.dags, bag.import_errors
-    port = free_port()
-    logs = tmp_path_factory.mktemp("airflow-logs")
+    """The compose file's Airflow on this session's warehouse server; stopped after the last test."""
+    home = tmp_path_factory.mktemp("airflow-cluster")
+    logs = home / "components"
+    logs.mkdir()
+    secret = {name: secrets.token_hex(16) for name in SECRETS}
     passwords = {user: secrets.token_urlsafe(12) for user in USERS}
-    passwords_file = logs / "simple_auth_manager_passwords.json"
-    passwords_file.write_text(json.dumps(passwords))
-    env = {
-        **os.environ,
-        **airflow_environment(),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # NOTE: LocalExecutor forks this many workers. The DAG is a chain, but a run waiting for the
-        # lease polls it in a task of its own (begin_run, every 5 s): with one worker it delays the
-        # chain of the run that holds the lease.
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        # NOTE: the scheduler signs the tokens its task workers present to the api-server.
-        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(24)).decode(),
-        "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": str(JWT_EXPIRATION_S),
-        # NOTE: the REST API asks for a user's token, as a team's Airflow does.
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-        # NOTE: backfill runs start only while the DAG is unpaused, and an unpaused @hourly DAG
-        # (catchup=False) would also get a scheduled run for the latest slot, as_of now, closing
-        # every period up to today ahead of the backfill. This makes the scheduler run only the runs
-        # it is given (backfills, triggers), as in a deployment whose hourly schedule is held.
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        # NOTE: a task's supervisor sometimes notices that its task process has exited only at its
-        # next heartbeat (default every 5 s), holding its worker until then; about 10 s a run.
-        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-        # NOTE: an idle scheduler loop sleeps 1 s by default before it queues the next task of a chain.
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-        # NOTE: the DAG files do not change during a session: parsed once at start, not every 30 s
-        # on the cores the other worker's tests need.
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
+    compose = resolved({
+        **secret,
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_PASSWORDS": json.dumps(passwords),
+        "AIRFLOW_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
+        # NOTE: one task at a time per worker (the compose default is 8): two cores, two workers.
+        # The DAG is a chain, but a run waiting for the lease polls it in a task of its own
+        # (begin_run, every 5 s): with one slot in all it would delay the chain of the run that
+        # holds the lease.
+        "AIRFLOW_WORKER_CONCURRENCY": "1",
+    }, home)["services"]
+    warehouse_port = urlsplit(warehouse).port
+    broker_port, api_port = free_port(), free_port()
+    # docker-compose.yml's places, and where they are here
+    places = {
+        "airflow-db:5432": f"127.0.0.1:{warehouse_port}",
+        "redis:6379": f"127.0.0.1:{broker_port}",
+        "airflow-api-server:8080": f"127.0.0.1:{api_port}",
+        "/opt/billing": str(PROJECT_ROOT),
+        "/opt/airflow": str(home),
     }
-    airflow = AirflowUnderTest(env=env, logs=logs, api_url=f"http://127.0.0.1:{port}", passwords=passwords)
+
+    def environment(service: str, **settings: str) -> dict[str, str]:
+        translated = {name: _translate(value, places) for name, value in compose[service]["environment"].items()
+                      if value is not None}  # None: passed through from this environment, when set
+        return {
+            **os.environ, **translated, **TEST_SETTINGS,
+            "AIRFLOW_HOME": str(home),
+            # the session's: its warehouse, dbt target and quality thresholds
+            "BILLING_HOME": os.environ["BILLING_HOME"], "BILLING_WAREHOUSE_URL": warehouse,
+            # NOTE: a free port each: the machine may run other sessions' schedulers and workers.
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            # the image's PATH: its `airflow`, `celery` and `billing` are this environment's
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            **settings,
+        }
+
+    env = environment("airflow-scheduler")
+    airflow = AirflowUnderTest(
+        env=env, logs=logs, api_url=f"http://127.0.0.1:{api_port}", passwords=passwords,
+        metadata_url=env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2:", "postgresql:"),
+    )
+    _create_metadata_database(urlsplit(airflow.metadata_url).password)
     started = datetime.now(UTC)
     try:
-        airflow.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
-        airflow.start("dag-processor", "dag-processor")
-        airflow.start("scheduler", "scheduler")
+        airflow.start(BROKER, _broker_command(urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]), home), env)
+        init = subprocess.run(command(compose["airflow-init"]), env=environment("airflow-init"),
+                              capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S)
+        assert init.returncode == 0, f"airflow-init exited {init.returncode}:\n{init.stdout}\n{init.stderr}"
+        airflow.start("api-server", command(compose["airflow-api-server"]), environment(
+            "airflow-api-server", AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__PORT=str(api_port)))
+        airflow.start("dag-processor", command(compose["airflow-dag-processor"]), environment("airflow-dag-processor"))
+        airflow.start("scheduler", command(compose["airflow-scheduler"]), env)
+        for worker in WORKERS:
+            # NOTE: a container's hostname names its worker (celery@<hostname>); here, the option does.
+            airflow.start(worker, [*command(compose["airflow-worker"]), "--celery-hostname", worker],
+                          environment("airflow-worker"))
         airflow.wait_for(
             f"the dag-processor to parse {DAG_ID}",
-            lambda: any(_utc(parsed) >= started for (parsed,) in airflow.sql(
-                "select last_parsed_time from dag where dag_id = ? and last_parsed_time is not null", DAG_ID)),
+            lambda: any(parsed >= started for (parsed,) in airflow.sql(
+                "select last_parsed_time from dag where dag_id = %s and last_parsed_time is not null", DAG_ID)),
             STARTUP_TIMEOUT_S,
         )
         airflow.wait_for("the api-server", lambda: _responds(f"{airflow.api_url}/api/v2/monitor/health"),
                          STARTUP_TIMEOUT_S)
+        for worker in WORKERS:
+            airflow.wait_for(f"Celery worker {worker}", lambda worker=worker: f"celery@{worker} ready" in
+                             (logs / f"{worker}.log").read_text(errors="replace"), STARTUP_TIMEOUT_S)
+        airflow.set_paused(DAG_ID, False)
         yield airflow
     finally:
         airflow.stop()
@@ -307,23 +362,56 @@ def airflow_cluster(warehouse: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 def airflow(airflow_cluster: AirflowUnderTest, request: pytest.FixtureRequest) -> Iterator[AirflowUnderTest]:
-    """The session's Airflow, with billing_cycle_close unpaused during the test."""
+    """The session's Airflow; stopped after the last test that uses it."""
     assert request.node.get_closest_marker("scheduler"), f"{request.node.nodeid} uses Airflow: mark it scheduler"
     assert airflow_cluster.running, f"the session's Airflow is not running\n{airflow_cluster.log_tails()}"
-    airflow_cluster.set_paused(DAG_ID, False)
     yield airflow_cluster
-    # NOTE: paused between its tests, and stopped after the last: a scheduler would otherwise run
-    # the tasks of the in-process `dag.test()` runs of other tests too (they are "running" runs
-    # of an unpaused DAG in the same metadata DB).
     users = [item for item in request.session.items if "airflow" in getattr(item, "fixturenames", ())]
     if users and request.node is users[-1]:
         airflow_cluster.stop()
-    else:
-        airflow_cluster.set_paused(DAG_ID, True)
 
 
-def _airflow_executable() -> str:
-    return str(Path(sys.executable).with_name("airflow"))
+def point_billing_at(airflow: AirflowUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BILLING_AIRFLOW_* pointing at the session's api-server as user `billing`, for this process
+    and the `billing` commands it starts: their runs go through the REST API to this Airflow."""
+    monkeypatch.setenv("BILLING_AIRFLOW_API_URL", airflow.api_url)
+    monkeypatch.setenv("BILLING_AIRFLOW_USERNAME", "billing")
+    monkeypatch.setenv("BILLING_AIRFLOW_PASSWORD", airflow.passwords["billing"])
+    monkeypatch.delenv("BILLING_AIRFLOW_TOKEN", raising=False)
+    monkeypatch.setenv("BILLING_AIRFLOW_RUN_TIMEOUT", "600")
+
+
+def _terminate(processes: list[subprocess.Popen]) -> None:
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _translate(value: str, places: dict[str, str]) -> str:
+    for container, here in places.items():
+        value = value.replace(container, here)
+    return value
+
+
+def _create_metadata_database(password: str) -> None:
+    """Role and database `airflow` on the session's warehouse server, as service airflow-db has them."""
+    with connect(autocommit=True) as connection:
+        connection.execute(sql.SQL("create role airflow login password {}").format(sql.Literal(password)))
+        connection.execute("create database airflow owner airflow")
+
+
+def _broker_command(url: SplitResult, home: Path) -> list[str]:
+    """Debian's redis-server on the broker URL's port and password, its files under `home`, in memory only."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server not found: scripts/bootstrap.sh installs it (apt-get install redis-server)"
+    return [binary, "--bind", "127.0.0.1", "--port", str(url.port), "--requirepass", url.password,
+            "--dir", str(home), "--save", "", "--appendonly", "no"]
 
 
 def free_port() -> int:
@@ -338,13 +426,6 @@ def _responds(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def _utc(value: str | datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _tail(path: Path, lines: int) -> str:

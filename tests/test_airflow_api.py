@@ -1,12 +1,12 @@
 """`billing` runs its DAGs through a team's Airflow when BILLING_AIRFLOW_API_URL is set.
 
-Against the session's real api-server, scheduler and dag-processor (tests/airflow_cluster.py), whose
-REST API asks for credentials: `billing close-cycles` triggers billing_cycle_close through the API
-(a manual run of user `billing`, with its logical date and conf), follows it and reports it; the
-invoices are those computed by hand; the same command again clears that run, which runs every task
-again and issues nothing new. A run whose task fails reports that task's error, read from its log
-through the API. Wrong credentials, a role that may not trigger, an unknown or paused DAG and an
-unreachable server each give one line.
+Against the session's real api-server, scheduler, dag-processor and Celery workers
+(tests/airflow_cluster.py), whose REST API asks for credentials: `billing close-cycles` triggers
+billing_cycle_close through the API (a manual run of user `billing`, with its logical date and
+conf), follows it and reports it; the invoices are those computed by hand; the same command again
+clears that run, which runs every task again and issues nothing new. A run whose task fails reports
+that task's error, read from its log through the API. Wrong credentials, a role that may not
+trigger, an unknown or paused DAG and an unreachable server each give one line.
 
 October 2026 is billed here, closable at 2026-11-01 01:00Z (grace 1 hour); no other test uses these
 dates, so no run of the session exists for them. Runtime: 30-60 s per full run under the scheduler
@@ -15,7 +15,6 @@ dates, so no run of the session exists for them. Runtime: 30-60 s per full run u
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from spine.events import usage, write_csv
 # share one session fixture, its assertions rewritten as pytest does for a plugin's.
 pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
-from airflow_cluster import DAG_ID, UTC, AirflowUnderTest, free_port  # noqa: E402
+from airflow_cluster import DAG_ID, UTC, AirflowUnderTest, free_port, point_billing_at  # noqa: E402
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
 
@@ -76,13 +75,8 @@ EXPECTED_INVOICES = [
 
 @pytest.fixture
 def api_env(airflow: AirflowUnderTest, monkeypatch: pytest.MonkeyPatch) -> AirflowUnderTest:
-    """BILLING_AIRFLOW_* pointing at the session's api-server as user `billing`, for this process
-    and the `billing` commands it starts."""
-    monkeypatch.setenv("BILLING_AIRFLOW_API_URL", airflow.api_url)
-    monkeypatch.setenv("BILLING_AIRFLOW_USERNAME", "billing")
-    monkeypatch.setenv("BILLING_AIRFLOW_PASSWORD", airflow.passwords["billing"])
-    monkeypatch.delenv("BILLING_AIRFLOW_TOKEN", raising=False)
-    monkeypatch.setenv("BILLING_AIRFLOW_RUN_TIMEOUT", "600")
+    """billing pointed at the session's api-server as user `billing`."""
+    point_billing_at(airflow, monkeypatch)
     return airflow
 
 
@@ -100,7 +94,7 @@ def test_close_cycles_triggers_and_follows_a_run_in_the_teams_airflow_and_a_reru
     assert (run["run_type"], run["state"], run["triggered_by"], run["triggering_user_name"], run["clear_number"]) == (
         "manual", "success", "REST_API", "billing", 0,
     ), airflow.log_tails()
-    assert json.loads(run["conf"]) == {"as_of": AS_OF.isoformat(), "grace": "1 hours"}
+    assert run["conf"] == {"as_of": AS_OF.isoformat(), "grace": "1 hours"}
     assert f"{DAG_ID} run {run['run_id']}: success" in " ".join(first.stdout.split())
     assert max_try_number(airflow, run["run_id"]) == 1
 
@@ -132,7 +126,7 @@ def test_a_failed_task_is_reported_with_the_error_from_its_log(api_env: AirflowU
     assert outcome.state == "failed"
     [run] = runs_at(api_env, FAILING_AT)
     assert (run["run_id"], run["state"]) == (outcome.run_id, "failed")
-    states = dict(api_env.sql("select task_id, state from task_instance where dag_id = ? and run_id = ?",
+    states = dict(api_env.sql("select task_id, state from task_instance where dag_id = %s and run_id = %s",
                               DAG_ID, outcome.run_id))
     assert outcome.failed_tasks == ("begin_run",), states
     assert set(outcome.not_run) == {task for task, state in states.items() if state not in ("success", "failed")}
@@ -205,7 +199,7 @@ def runs_at(airflow: AirflowUnderTest, logical_date: datetime) -> list[dict]:
 
 
 def max_try_number(airflow: AirflowUnderTest, run_id: str) -> int:
-    [(tries,)] = airflow.sql("select max(try_number) from task_instance where dag_id = ? and run_id = ?",
+    [(tries,)] = airflow.sql("select max(try_number) from task_instance where dag_id = %s and run_id = %s",
                              DAG_ID, run_id)
     return tries
 

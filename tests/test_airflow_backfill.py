@@ -1,9 +1,9 @@
 """A bare `airflow backfill create` for billing_cycle_close under a real Airflow scheduler.
 
 `tests/spine/test_backfill.py` covers `billing backfill`, which runs `dag.test()` in-process. This
-module uses the session's real Airflow 3 components (api-server, dag-processor, scheduler with
-LocalExecutor, `tests/airflow_cluster.py`) and runs `airflow backfill create` without
-`--max-active-runs` over three hourly slots, at two of which three periods become closable
+module uses the session's real Airflow 3 components (the compose file's api-server, dag-processor,
+scheduler and two Celery workers, `tests/airflow_cluster.py`) and runs `airflow backfill create`
+without `--max-active-runs` over three hourly slots, at two of which three periods become closable
 (`period_end + grace`). The backfill's own limit (default 10) lets Airflow start the three runs at
 once; the warehouse's run lease (`billing.runs`) makes them take turns, so they issue what one close
 would have issued, each invoice once, each charge once, each webhook once.

@@ -374,7 +374,10 @@ def analyst_add(
 
 @app.command()
 def dashboard(
-    port: int = typer.Option(8501, "--port", help="Serve on 127.0.0.1:PORT."),
+    port: int = typer.Option(8501, "--port", help="Serve on HOST:PORT."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="The address to listen on (0.0.0.0: every interface, as in a container)."
+    ),
 ) -> None:
     """Serve the web dashboard (Revenue, Receivables, Customer, Data quality) until interrupted.
 
@@ -385,7 +388,7 @@ def dashboard(
     from billing.dashboard import serve
 
     try:
-        serve(port)
+        serve(port, host=host)
     except AnalystError as error:
         fail(str(error))
 

@@ -22,12 +22,12 @@ APP = Path(__file__).with_name("app.py")
 URL_ENV = "BILLING_DASHBOARD_WAREHOUSE_URL"
 
 
-def serve(port: int) -> None:
-    """Replace this process with the Streamlit server on 127.0.0.1:`port`."""
+def serve(port: int, host: str) -> None:
+    """Replace this process with the Streamlit server on `host`:`port`."""
     environment = {**os.environ, URL_ENV: login_url()}
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer", "--theme.base", "light",
     ]
