@@ -4,13 +4,15 @@
 # data_contracts/ are read from there.
 FROM apache/airflow:3.3.2-python3.11
 
+# BILLING_HOME's volume takes its directory's owner when first mounted.
+USER root
+RUN install --directory --owner airflow --group root /opt/billing /opt/airflow/billing
+USER airflow
+
 # NOTE: the dependencies first, from the project's metadata alone, so that a code change does not
 # reinstall them.
 COPY --chown=airflow:0 pyproject.toml constraints.txt README.md /opt/billing/
-RUN mkdir -p /opt/billing/plugins/billing \
-    && touch /opt/billing/plugins/billing/__init__.py \
-    && pip install --no-cache-dir --constraint /opt/billing/constraints.txt --editable /opt/billing
+COPY --chown=airflow:0 plugins/billing/__init__.py /opt/billing/plugins/billing/
+RUN pip install --no-cache-dir --constraint /opt/billing/constraints.txt --editable /opt/billing
 
 COPY --chown=airflow:0 . /opt/billing
-# BILLING_HOME's volume takes this directory's owner when first mounted.
-RUN mkdir -p /opt/airflow/billing
