@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 from billing import airflow_api
 from billing.catalog import apply_catalog
@@ -93,3 +94,11 @@ def ledger() -> dict[str, list[tuple]]:
             " order by invoice_number, attempt_no"
         ),
     }
+
+
+def test_each_worker_imports_the_libraries_of_the_billing_tasks_once_at_its_start(airflow: AirflowUnderTest) -> None:
+    for worker in WORKERS:
+        mapped = {region.path for region in psutil.Process(airflow.processes[worker].pid).memory_maps()}
+        # Great Expectations (billing.celery_worker) imports pandas, which nothing else of a worker
+        # does: its compiled modules are in the worker's memory, for every task it forks to inherit.
+        assert any("/pandas/_libs/" in path for path in mapped), f"{worker} did not import billing.celery_worker"

@@ -7,6 +7,7 @@ as processes, and tests/test_airflow_celery.py closes a month on them.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -109,7 +110,10 @@ def test_airflow_runs_on_celery_with_redis_and_its_results_in_the_metadata_datab
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:redis_password-value@redis:6379/0", name
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
-        assert env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"] == '{"result_extended": true}', name  # worker names
+        assert json.loads(env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]) == {
+            "result_extended": True,  # worker names
+            "imports": ["billing.celery_worker"],  # the billing tasks' libraries, imported once per worker
+        }, name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/", name
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/billing/dags", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
