@@ -206,10 +206,13 @@ def test_the_data_quality_page_shows_rejects_duplicates_gates_and_webhooks(dashb
         "missing_timestamp", "no_active_subscription", "unknown_customer", "unknown_meter",
     ])]
     assert [row[:4] for row in conflicting[1:]] == [["acme-api_call-202606-00000", "acme", "api_call", "1490"]]
-    # two closes, each through the four gates, newest first
+    # two closes through the gates, newest first; the second does not check the raw tables again:
+    # nothing in them changed since the first passed
     assert [(row[0], row[1], row[-1]) for row in gates[1:]] == [
-        (f"as_of=2026-{month}-01T01:00:00+00:00", gate, "0") for month in ("08", "07")
-        for gate in ("ledger", "draft_invoices", "closing_events", "raw_contracts")
+        (f"as_of=2026-{month}-01T01:00:00+00:00", gate, "0") for month, gates_run in (
+            ("08", ("ledger", "draft_invoices", "closing_events")),
+            ("07", ("ledger", "draft_invoices", "closing_events", "raw_contracts")),
+        ) for gate in gates_run
     ]
     # the 14 webhooks the demo's receiver accepted, each on its first attempt
     assert [row[:8] for row in webhooks[1:]] == [["demo_receiver", webhooks[1][1], "yes", "14", "14", "0", "0",
