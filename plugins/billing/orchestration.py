@@ -204,7 +204,6 @@ def _configure_airflow(dags_folder: Path) -> None:
         settings.reconfigure_orm()
     _log_to_file(_log_path())
     _migrate_if_needed(home / "airflow.db")
-    _set_gateway_pool()
     _listen_for_failures()
 
 
@@ -229,18 +228,6 @@ def _migrate_if_needed(database_file: Path) -> None:
         except TimeoutError:
             pass
     db.upgradedb()
-
-
-def _set_gateway_pool() -> None:
-    """The pool of the gateway tasks, with `BILLING_GATEWAY_POOL_SLOTS` slots, as a team's Airflow
-    has it (`airflow pools set`); dag.test() ignores pools, a scheduler sharing this metadata does not."""
-    from airflow.models.pool import Pool
-
-    from billing.settings import gateway_pool_slots
-    from billing.shards import GATEWAY_POOL, GATEWAY_POOL_DESCRIPTION
-
-    Pool.create_or_update_pool(GATEWAY_POOL, slots=gateway_pool_slots(), description=GATEWAY_POOL_DESCRIPTION,
-                               include_deferred=False)
 
 
 # run_id -> task_id -> "ErrorType: message", filled while dag.test() runs the tasks.

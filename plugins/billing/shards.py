@@ -20,8 +20,8 @@ mapping); Celery workers run them at once.
   slots are free, so however many workers and shards, at most `BILLING_GATEWAY_POOL_SLOTS` charges
   are in flight, and as many warehouse connections held for them (one per call in flight). With
   the defaults (16 and 16) shard tasks charge one after another; give the pool more slots to
-  charge with several at once. `dag.test()` runs one task at a time and ignores pools;
-  billing.orchestration creates the pool in its metadata all the same, for a scheduler sharing it.
+  charge with several at once. `dag.test()` runs one task at a time and ignores pools; a team's
+  Airflow creates the pool with `airflow pools set` (docker-compose.yml's airflow-init).
 """
 
 from __future__ import annotations
