@@ -77,15 +77,17 @@ def issue_month(customer_count: int, timeline: Timeline) -> int:
         ).fetchone()[0]
 
 
-def add_endpoints(receiver: measure.ReceiverProcess, count: int) -> None:
-    """`count` endpoints, e0 … e<count-1>, every one at the receiver (one secret: every path is its endpoint)."""
+def add_endpoints(receiver: measure.ReceiverProcess, event_types: dict[str, list[str] | None]) -> None:
+    """An endpoint per id, with its event types (None: every type), every one at the receiver (one
+    secret: every path is its endpoint)."""
     import yaml
     from billing.catalog import apply_catalog
 
     path = Path(os.environ["BILLING_HOME"]) / "endpoints.yaml"
     path.write_text(yaml.safe_dump({"webhook_endpoints": [
-        {"endpoint_id": f"e{index}", "url": f"{receiver.url}e{index}", "secret": receiver.secret}
-        for index in range(count)
+        {"endpoint_id": endpoint_id, "url": f"{receiver.url}{endpoint_id}", "secret": receiver.secret,
+         "event_types": types}
+        for endpoint_id, types in event_types.items()
     ]}))
     apply_catalog(path)
 
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report.progress("issuing the month …")
         open_invoices = issue_month(math.ceil(args.invoices / AUTO_CHARGE_SHARE), timeline)
-        add_endpoints(receiver, args.endpoints)
+        add_endpoints(receiver, {f"e{index}": None for index in range(args.endpoints)})
         for shards in args.shards:
             report.progress(f"{open_invoices:,} invoices over {shards} shards …")
             print(measure_shards(shards, open_invoices=open_invoices, receiver=receiver, endpoints=args.endpoints,

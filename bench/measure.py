@@ -79,8 +79,12 @@ def _cpu_seconds() -> float:
 
 
 def scalar(sql: str, *params):
+    return row(sql, *params)[0]
+
+
+def row(sql: str, *params) -> tuple:
     with connect() as connection:
-        return connection.execute(sql, params).fetchone()[0]
+        return connection.execute(sql, params).fetchone()
 
 
 def database_bytes() -> int:

@@ -30,7 +30,7 @@ from spine.events import usage, write_csv
 # share one session fixture, its assertions rewritten as pytest does for a plugin's.
 pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
-from airflow_cluster import DAG_ID, UTC, AirflowUnderTest, free_port, point_billing_at  # noqa: E402
+from airflow_cluster import DAG_ID, UTC, AirflowCluster, free_port, point_billing_at  # noqa: E402
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
 
@@ -74,14 +74,14 @@ EXPECTED_INVOICES = [
 
 
 @pytest.fixture
-def api_env(airflow: AirflowUnderTest, monkeypatch: pytest.MonkeyPatch) -> AirflowUnderTest:
+def api_env(airflow: AirflowCluster, monkeypatch: pytest.MonkeyPatch) -> AirflowCluster:
     """billing pointed at the session's api-server as user `billing`."""
     point_billing_at(airflow, monkeypatch)
     return airflow
 
 
 def test_close_cycles_triggers_and_follows_a_run_in_the_teams_airflow_and_a_rerun_issues_nothing(
-    api_env: AirflowUnderTest, tmp_path: Path
+    api_env: AirflowCluster, tmp_path: Path
 ) -> None:
     airflow = api_env
     reset_warehouse()
@@ -118,7 +118,7 @@ def test_close_cycles_triggers_and_follows_a_run_in_the_teams_airflow_and_a_reru
     assert snapshot() == ledger
 
 
-def test_a_failed_task_is_reported_with_the_error_from_its_log(api_env: AirflowUnderTest) -> None:
+def test_a_failed_task_is_reported_with_the_error_from_its_log(api_env: AirflowCluster) -> None:
     # the run's first task refuses the grace; the tasks after it never run
     outcome = airflow_api.run_dag(DAG_ID, logical_date=FAILING_AT,
                                   conf={"as_of": FAILING_AT.isoformat(), "grace": "soon"})
@@ -135,7 +135,7 @@ def test_a_failed_task_is_reported_with_the_error_from_its_log(api_env: AirflowU
     assert len(errors) == 1 and errors[0].startswith("ValueError: 'soon' is not a duration"), outcome
 
 
-def test_refusals_are_one_clear_line(api_env: AirflowUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusals_are_one_clear_line(api_env: AirflowCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     url = api_env.api_url
     before = api_env.dag_runs()
 
@@ -194,11 +194,11 @@ def one_line(stderr: str) -> str:
     return " ".join(stderr.split())
 
 
-def runs_at(airflow: AirflowUnderTest, logical_date: datetime) -> list[dict]:
+def runs_at(airflow: AirflowCluster, logical_date: datetime) -> list[dict]:
     return [run for run in airflow.dag_runs() if run["logical_date"] == logical_date]
 
 
-def max_try_number(airflow: AirflowUnderTest, run_id: str) -> int:
+def max_try_number(airflow: AirflowCluster, run_id: str) -> int:
     [(tries,)] = airflow.sql("select max(try_number) from task_instance where dag_id = %s and run_id = %s",
                              DAG_ID, run_id)
     return tries

@@ -39,7 +39,7 @@ from spine.events import write_csv
 # share one session fixture, its assertions rewritten as pytest does for a plugin's.
 pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
-from airflow_cluster import DAG_ID, UTC, AirflowUnderTest  # noqa: E402
+from airflow_cluster import DAG_ID, UTC, AirflowCluster  # noqa: E402
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
 
@@ -100,7 +100,7 @@ EXPECTED_INVOICES = [
 
 
 def test_a_bare_airflow_backfill_runs_its_slots_in_turn_and_issues_each_invoice_once(
-    warehouse: str, tmp_path: Path, airflow: AirflowUnderTest
+    warehouse: str, tmp_path: Path, airflow: AirflowCluster
 ) -> None:
     reset_warehouse()
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()

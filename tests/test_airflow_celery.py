@@ -31,7 +31,7 @@ from spine.events import june_events, late_duplicates, write_csv
 # modules share one session fixture, its assertions rewritten as pytest does for a plugin's.
 pytest_plugins = ["airflow_cluster"]
 pytest.register_assert_rewrite("airflow_cluster")
-from airflow_cluster import DAG_ID, UTC, WORKERS, AirflowUnderTest, point_billing_at  # noqa: E402
+from airflow_cluster import DAG_ID, UTC, WORKERS, AirflowCluster, point_billing_at  # noqa: E402
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ CONF = {"as_of": AS_OF.isoformat(), "grace": "1 hours"}  # what `billing close-c
 
 
 def test_a_close_on_two_celery_workers_issues_the_invoices_of_the_in_process_run(
-    airflow: AirflowUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    airflow: AirflowCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load_june(tmp_path)
     run_dag(DAG_ID, AS_OF.isoformat(), **CONF)  # in this process: BILLING_AIRFLOW_API_URL is not set
@@ -96,7 +96,7 @@ def ledger() -> dict[str, list[tuple]]:
     }
 
 
-def test_each_worker_imports_the_libraries_of_the_billing_tasks_once_at_its_start(airflow: AirflowUnderTest) -> None:
+def test_each_worker_imports_the_libraries_of_the_billing_tasks_once_at_its_start(airflow: AirflowCluster) -> None:
     for worker in WORKERS:
         mapped = {region.path for region in psutil.Process(airflow.processes[worker].pid).memory_maps()}
         # Great Expectations (billing.celery_worker) imports pandas, which nothing else of a worker

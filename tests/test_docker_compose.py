@@ -1,7 +1,7 @@
 """docker-compose.yml validates with Docker Compose v2 and keeps the rules of a production deployment.
 
 No Docker engine is needed: `docker compose config` only parses, validates and resolves the file
-(tests/compose_file.py). tests/airflow_cluster.py runs the same services' commands and environments
+(bench/compose_file.py). bench/celery_cluster.py runs the same services' commands and environments
 as processes, and tests/test_airflow_celery.py closes a month on them.
 """
 
