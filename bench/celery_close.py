@@ -21,7 +21,7 @@ metadata and Celery results), charges per second over the charging tasks against
 min(shards × concurrency, pool) ÷ latency, and deliveries per second. Fails unless every invoice
 that needs a charge has exactly one charge attempt and one sandbox charge, and every webhook event
 was delivered once, its signature verified by the receiver. Writes bench/results/<start>-celery.json
-and a table to stdout.
+and a table to stdout and <start>-celery.txt.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from charging import add_endpoints  # noqa: E402
 from run import SEED  # noqa: E402
 
 DEFAULT_SETTINGS = ("1:2:16", "4:4:64")
+MAX_CONNECTIONS = 300
 # Each endpoint's event types: together every type, each once.
 ENDPOINT_EVENT_TYPES = {
     "e0": ["billing.invoice.generated", "billing.invoice.uncollectible", "billing.invoice.voided",
@@ -84,8 +85,13 @@ def set_up(args, months: list[datetime]) -> None:
     """Catalog, events for every month, the endpoints: untimed."""
     from billing.catalog import apply_catalog
     from billing.schema import init_warehouse
-    from billing.warehouse import connect
+    from billing.warehouse import connect, stop_embedded
 
+    with connect(autocommit=True) as connection:
+        # NOTE: the default 100 is too few for 4 charging tasks × 16 calls in flight, each holding a
+        # connection, beside Airflow's own on the same server (docs/scaling.md §2.1).
+        connection.execute(f"alter system set max_connections = {MAX_CONNECTIONS}")
+    stop_embedded()  # the setting takes effect at the next start, by the next connection
     home = Path(os.environ["BILLING_HOME"])
     workload.write_catalog(home / "catalog.yaml", customer_count=args.subscriptions, first_month=months[0])
     init_warehouse()
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = BENCH_DIR / "results" / f"{start:%Y%m%dT%H%M%SZ}-celery"
     stem.with_suffix(".json").write_text(json.dumps({"title": title, "results": results}, indent=2, default=str))
     text = table(results, title)
-    stem.with_suffix(".md").write_text(text + "\n")
+    stem.with_suffix(".txt").write_text(text + "\n")
     print(text)
     shutil.rmtree(home, ignore_errors=True)
     return 0

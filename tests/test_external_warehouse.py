@@ -6,7 +6,8 @@ on a database of its own: one line, exit 1, nothing created. Then a DBA's set-up
 billing_analyst, a login billing_owner that owns database billing: no superuser, no CREATEROLE)
 and everything through the CLI as billing_owner: init twice, a catalog, events, a close whose
 invoices are checked to the cent. The close's second dbt step updates the incremental models,
-which needs temporary tables.
+which needs temporary tables. Then a load by a role that only inserts, and commands that cannot
+reach the warehouse at all.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from billing.schema import needs
+from billing.cli import app
+from billing.schema import init_warehouse, needs
 from conftest import run_cli, run_dag
 from psycopg import sql
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
+from typer.testing import CliRunner
 
 pytest_plugins = ["external_postgres"]
 pytestmark = pytest.mark.slow
@@ -176,3 +179,63 @@ def test_analyst_logins_without_createrole_are_refused_in_one_line(owner_env, ju
         " administrator runs: create role alice login password '...' in role billing_analyst"
     ))
 
+
+
+def test_every_command_says_an_unreachable_warehouse_in_one_line(tmp_path):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(CATALOG)
+    events = write_csv(tmp_path / "events.csv", usage("whole", "api_call", [1], "2026-06-10", "whole"))
+    commands = [
+        ["catalog", "apply", str(catalog)], ["load", "events", str(events)], ["events", "detach", "2026-01"],
+        ["invoices", "list"], ["invoices", "void", "INV-000001", "--reason", "test"], ["usage", "whole"],
+        ["backfill", "--from", "2026-06-01", "--to", "2026-07-01"], ["quality", "results"], ["webhooks", "endpoints"],
+    ]
+    for command in commands:
+        result = CliRunner().invoke(app, command, env={"BILLING_WAREHOUSE_URL": "postgresql://x@127.0.0.1:1/none"})
+
+        assert (result.exit_code, result.stderr) == (1, (
+            'error: cannot reach the warehouse: connection failed: connection to server at "127.0.0.1", port 1'
+            " failed: Connection refused Is the server running on that host and accepting TCP/IP connections?\n"
+        )), command
+
+
+def test_a_load_by_a_role_that_does_not_own_raw_lands_and_waits_for_the_owners_init(
+    external_postgres, owner_env, tmp_path, monkeypatch
+):
+    """A role granted INSERT on raw.usage_events cannot create partitions (only the owner can): its
+    load in a month whose partition the owner's last `billing init` did not make (emulated: the DBA
+    drops that empty partition) lands in the default partition and says so; the owner's next init
+    gives the rows partitions of their months."""
+    monkeypatch.setenv("BILLING_WAREHOUSE_URL", external_postgres.create_owner("loads_owner", PASSWORD, "loads"))
+    init_warehouse()
+    with external_postgres.admin("loads") as admin:
+        [(month,)] = admin.execute("select date_trunc('month', now() at time zone 'UTC')::date").fetchall()
+        admin.execute(f"drop table raw.usage_events_{month:%Y_%m}")
+        admin.execute("create role loads_loader login password 'loader-secret'")
+        admin.execute("grant usage on schema raw to loads_loader")
+        admin.execute("grant insert on raw.usage_events to loads_loader")
+        now = admin.execute("select now()").fetchone()[0].isoformat()
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "reference,customer_id,event_name,value,occurred_at,ingested_at\n"
+        f"today,whole,api_call,1,{now},{now}\n"
+        "last-year,whole,api_call,1,2025-01-15T00:00:00Z,2025-01-15T00:00:10Z\n"
+    )
+
+    loaded = run_cli("load", "events", str(events),
+                     env={"BILLING_WAREHOUSE_URL": external_postgres.url("loads_loader", "loader-secret", "loads")})
+
+    assert loaded.stdout.split() == ["loaded", "2", "events", "from", str(events)]  # (rich folds a long path)
+    assert loaded.stderr.strip() == (
+        f"note: raw.usage_events has no partition for {month:%Y-%m} and only its owner can create one: this"
+        " month's events wait in raw.usage_events_default (billed the same) until the owner runs `billing init`"
+    )
+
+    def partitions() -> list[tuple]:
+        with external_postgres.admin("loads") as admin:
+            return admin.execute(
+                "select tableoid::regclass::text, reference from raw.usage_events order by reference").fetchall()
+
+    assert partitions() == [("raw.usage_events_default", "last-year"), ("raw.usage_events_default", "today")]
+    init_warehouse()  # the owner's
+    assert partitions() == [("raw.usage_events_2025_01", "last-year"), (f"raw.usage_events_{month:%Y_%m}", "today")]

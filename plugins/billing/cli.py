@@ -10,12 +10,30 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from billing.quality.commands import app as quality_app
 from billing.settings import DEFAULT_GRACE
 from billing.webhooks.commands import app as webhooks_app
 
-app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+class _Commands(TyperGroup):
+    """Every command (sub-commands too: they run inside this) tells a warehouse that stops it in one
+    line, exit 1, instead of a traceback: unreachable, not set up, out of date (billing.warehouse)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            from billing.warehouse import warehouse_error_line
+
+            if (line := warehouse_error_line(error)) is None:
+                raise
+            fail(line)
+
+
+app = typer.Typer(help="Warehouse-native usage billing.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=_Commands)
 catalog_app = typer.Typer(help="The catalog: meters, plans, customers, subscriptions, endpoints.", no_args_is_help=True)
 load_app = typer.Typer(help="Load raw data into the warehouse.", no_args_is_help=True)
 events_app = typer.Typer(
@@ -80,6 +98,12 @@ def load_events(file: Path) -> None:
     except LoadError as error:
         fail(f"{file}: refused, nothing loaded: {error}")
     console.print(f"loaded {result.rows} events from {file}")
+    if month := result.month_without_partition:
+        errors.print(
+            f"note: raw.usage_events has no partition for {month:%Y-%m} and only its owner can create one:"
+            " this month's events wait in raw.usage_events_default (billed the same) until the owner runs"
+            " `billing init`", highlight=False, soft_wrap=True,
+        )
 
 
 @events_app.command("detach")

@@ -16,6 +16,7 @@ import re
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -40,6 +41,9 @@ class LoadError(ValueError):
 class LoadResult:
     path: Path
     rows: int
+    # The current month, when it has no partition and the load's role may not create one: its rows
+    # wait in the default partition until the table's owner runs `billing init` (billing.raw_events).
+    month_without_partition: date | None = None
 
 
 def load_events(path: Path, *, show_progress: bool = True) -> LoadResult:
@@ -49,12 +53,12 @@ def load_events(path: Path, *, show_progress: bool = True) -> LoadResult:
     loader = _load_csv if path.suffix.lower() == ".csv" else _load_json_lines
     if path.suffix.lower() not in {".csv", ".jsonl", ".ndjson", ".json"}:
         raise LoadError(f"{path}: unknown format, expected .csv or .jsonl")
-    raw_events.prepare_load()
+    month_without_partition = raw_events.prepare_load()
     with _progress(path, show_progress) as advance, path.open("rb") as handle, connect() as connection:
         rows = loader(connection, handle, advance)
     with connect() as connection:
         raw_events.settle(connection)
-    return LoadResult(path, rows)
+    return LoadResult(path, rows, month_without_partition)
 
 
 def _load_csv(connection: psycopg.Connection, handle: IO[bytes], advance) -> int:

@@ -7,7 +7,10 @@ ingested in July 2026 (the contract says why ingested_at). What this module keep
 - Every write lands. `raw.usage_events_default` takes a row whose month has no partition (an
   INSERT in a new month, a file with ingested_at of its own). A load creates the current month's
   partition before its COPY, and after it commits gives what it left in the default partition
-  partitions of their months (`settle`); `billing init` does both.
+  partitions of their months (`settle`); `billing init` does both, and makes next month's ahead.
+  Only the table's owner can create partitions (PostgreSQL's rule): a load by another role (one
+  granted INSERT on the table) creates none, and its rows in months without one wait in the default
+  partition, billed the same, until the owner's next `billing init`.
 - A row keeps its identity: the pipeline keys raw rows by `raw_row_id` (numbered by the table), so
   moving rows between partitions, or detaching and attaching a month, changes nothing it computed.
 - A rewrite is counted: an UPDATE, DELETE or TRUNCATE of the table or of any partition bumps
@@ -110,23 +113,35 @@ def create_table(connection: psycopg.Connection) -> None:
     ])
 
 
-def prepare_load() -> None:
-    """Before a load: the current month's partition, so that its rows (ingested now) land in place."""
+def prepare_load() -> date | None:
+    """Before a load: the current month's partition, so that its rows (ingested now) land in place;
+    the month, if the load's role may not create it (their rows then wait in the default partition)."""
     with connect() as connection:
         [(month,)] = connection.execute("select date_trunc('month', now() at time zone 'UTC')::date").fetchall()
-        add_months(connection, [month])
+        return next(iter(add_months(connection, [month])), None)
 
 
 def settle(connection: psycopg.Connection) -> None:
-    """Give the rows in the default partition partitions of their months (not to a detached month's)."""
+    """Give the rows in the default partition partitions of their months (not to a detached month's);
+    only the owner can (a load by another role leaves them there)."""
+    if not owns_table(connection):
+        return
     months = connection.execute(
         f"select distinct {MONTH_OF_ROW} from raw.{DEFAULT_PARTITION} where {PARTITIONED_RANGE}"
     ).fetchall()
     add_months(connection, [month for (month,) in months])
 
 
-def add_months(connection: psycopg.Connection, months: Iterable[date]) -> None:
-    """Create the partitions of `months` that have no table (an attached or a detached one).
+def owns_table(connection: psycopg.Connection) -> bool:
+    """Whether the connection's role may create partitions of the table: its owner, or a member of it."""
+    return connection.execute(
+        "select pg_has_role(relowner, 'USAGE') from pg_class where oid = %s::regclass", (TABLE,)
+    ).fetchone()[0]
+
+
+def add_months(connection: psycopg.Connection, months: Iterable[date]) -> list[date]:
+    """Create the partitions of `months` that have no table (an attached or a detached one); returns
+    those left without one because the role does not own the table (see `owns_table`).
 
     The default partition refuses a new partition of a month it holds rows of: it is then replaced,
     and becomes the partition of the month it holds most rows of (a file's own ingested_at: most
@@ -134,7 +149,9 @@ def add_months(connection: psycopg.Connection, months: Iterable[date]) -> None:
     """
     months = sorted(set(months))
     if not _missing(connection, months):
-        return
+        return []
+    if not owns_table(connection):
+        return _missing(connection, months)
     connection.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
     missing = _missing(connection, months)
     held = dict(connection.execute(
@@ -157,6 +174,7 @@ def add_months(connection: psycopg.Connection, months: Iterable[date]) -> None:
         _rename(connection, old_default, partition_name(kept))
         _attach(connection, kept)
     _list(connection, missing)
+    return []
 
 
 def count_lost_months(connection: psycopg.Connection) -> None:

@@ -17,7 +17,7 @@ from billing.analysts import ANALYST_ROLE, grant_analyst_role
 from billing.contracts import contracts
 from billing.quality.contract_gate import change_counting_sql
 from billing.settings import PROJECT_ROOT
-from billing.warehouse import connect, connection_parts
+from billing.warehouse import connect, connection_parts, one_line
 
 BILLING_SCHEMA_SQL = PROJECT_ROOT / "plugins" / "billing" / "sql" / "billing_schema.sql"
 
@@ -91,4 +91,4 @@ def _refused_in_one_line() -> Iterator[None]:
             f"billing init: role {parts['user']}: {error.diag.message_primary} (needs: {needs(parts['dbname'])})"
         ) from None
     except psycopg.OperationalError as error:  # e.g. CONNECT missing, a wrong password, no server
-        raise InitRefused(f"billing init: {' '.join(str(error).split())}") from None
+        raise InitRefused(f"billing init: {one_line(error)}") from None

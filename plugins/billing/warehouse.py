@@ -96,6 +96,23 @@ def _set_up_pooled(connection: psycopg.Connection) -> None:
     connection.commit()  # NOTE: a pool takes in only idle connections
 
 
+def one_line(error: psycopg.Error) -> str:
+    """psycopg's message on one line: a connection error has a line per address tried, and hints."""
+    return " ".join(str(error).split())
+
+
+def warehouse_error_line(error: BaseException) -> str | None:
+    """What stopped a command, in one line, when the warehouse did: unreachable (a connection error
+    has no SQLSTATE), not set up, or set up by an older version; None for anything else."""
+    if isinstance(error, psycopg.OperationalError) and error.sqlstate is None:
+        return f"cannot reach the warehouse: {one_line(error)}"
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return f"the warehouse is not set up ({error.diag.message_primary}): run `billing init`"
+    if isinstance(error, psycopg.errors.UndefinedColumn):
+        return f"the warehouse schema is out of date ({error.diag.message_primary}): run `billing init`"
+    return None
+
+
 def connection_parts(url: str | None = None) -> dict[str, str]:
     """Host, port, user, password and database of a URL, for tools that want them apart (dbt)."""
     parts = urlsplit(url or warehouse_url())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from billing.cli import app
 from billing.webhooks import dispatch_webhooks
-from billing.webhooks.commands import app
 from conftest import query, reset_warehouse
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -25,7 +25,7 @@ from webhook_test_support import (  # noqa: F401 (allow_local_receivers: an auto
 
 
 def _billing_webhooks(*args: str, env: dict | None = None):
-    result = CliRunner().invoke(app, list(args), env=env)
+    result = CliRunner().invoke(app, ["webhooks", *args], env=env)
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result

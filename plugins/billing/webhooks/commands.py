@@ -7,8 +7,6 @@ and a non-zero exit: 1 for a refused operation, 2 for a malformed argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NoReturn
@@ -39,8 +37,7 @@ def list_events(
     """Latest events, one row per endpoint delivery: status, attempts, next attempt, last error."""
     from billing.webhooks.listing import list_deliveries
 
-    with _warehouse_errors():
-        rows = list_deliveries(status=status.value if status else None, limit=limit)
+    rows = list_deliveries(status=status.value if status else None, limit=limit)
     if not rows:
         _stderr().print("no webhook events" + (f" with a {status.value} delivery" if status else ""))
         return
@@ -71,11 +68,10 @@ def replay(
     from billing.webhooks.errors import WebhookError
     from billing.webhooks.replay import replay_event
 
-    with _warehouse_errors():
-        try:
-            result = replay_event(event_id, endpoint_id=endpoint_id)
-        except WebhookError as error:
-            _fail(str(error))
+    try:
+        result = replay_event(event_id, endpoint_id=endpoint_id)
+    except WebhookError as error:
+        _fail(str(error))
     out = _stderr()
     out.print(
         f"event {escape(event_id)} queued again for: {escape(', '.join(result.endpoint_ids))}"
@@ -90,8 +86,7 @@ def endpoints() -> None:
     """Every endpoint: URL, enabled, event types, delivery counts, rotation overlap. Never a secret."""
     from billing.webhooks.listing import list_endpoints
 
-    with _warehouse_errors():
-        rows = list_endpoints()
+    rows = list_endpoints()
     if not rows:
         _stderr().print("no webhook endpoints (add them under webhook_endpoints in the catalog)")
         return
@@ -130,11 +125,10 @@ def rotate(
         parse_duration(overlap)
     except ValueError as error:
         _fail(f"--overlap: {error}", code=2)
-    with _warehouse_errors():
-        try:
-            rotation = rotate_secret(endpoint_id, overlap=overlap)
-        except WebhookError as error:
-            _fail(str(error))
+    try:
+        rotation = rotate_secret(endpoint_id, overlap=overlap)
+    except WebhookError as error:
+        _fail(str(error))
     out = _stderr()
     out.print(f"new secret for endpoint {escape(endpoint_id)} (shown once; give it to the receiver now):")
     # NOTE: the secret alone on stdout, unstyled, so `$(billing webhooks rotate …)` captures it.
@@ -149,20 +143,6 @@ def rotate(
         "if this endpoint comes from a catalog file, put the new secret there too: "
         "applying the file again would restore the old one"
     )
-
-
-@contextmanager
-def _warehouse_errors() -> Iterator[None]:
-    import psycopg
-
-    try:
-        yield
-    except psycopg.OperationalError as error:
-        _fail(f"cannot reach the warehouse: {error}".strip())
-    except psycopg.errors.UndefinedTable as error:
-        _fail(f"the warehouse is not set up ({error.diag.message_primary}): run `billing init`")
-    except psycopg.errors.UndefinedColumn as error:
-        _fail(f"the warehouse schema is out of date ({error.diag.message_primary}): run `billing init`")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
