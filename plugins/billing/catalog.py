@@ -16,6 +16,7 @@ import binascii
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from itertools import groupby
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -72,8 +73,10 @@ def apply_catalog(path: Path) -> dict[str, int]:
     rows = parse_catalog(path)
     with connect() as connection:
         _check_references(rows, connection)
-        for row in rows:
-            _upsert(connection, row)
+        # NOTE: one executemany (pipelined) per run of rows with the same table and fields, in file
+        # order: a statement per row waits a round trip each (minutes at 100,000 customers).
+        for (table, columns), run in groupby(rows, key=lambda row: (row.table, tuple(row.values))):
+            _upsert(connection, table, columns, [list(row.values.values()) for row in run])
         _replace_tiers(connection, rows)
         _check_contract_rules(connection, rows)
     written: dict[str, int] = {}
@@ -279,12 +282,11 @@ def _check_contract_rules(connection, rows: list[Row]) -> None:
         raise CatalogError(problems)
 
 
-def _upsert(connection, row: Row) -> None:
-    contract = contracts()[row.table]
-    columns = list(row.values)
+def _upsert(connection, table: str, columns: tuple[str, ...], values: list[list]) -> None:
+    contract = contracts()[table]
     updates = [column for column in columns if column not in contract.primary_key]
     statement = sql.SQL("insert into raw.{table} ({columns}) values ({values}) on conflict ({key}) do {action}").format(
-        table=sql.Identifier(row.table),
+        table=sql.Identifier(table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
         values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
         key=sql.SQL(", ").join(map(sql.Identifier, contract.primary_key)),
@@ -292,7 +294,7 @@ def _upsert(connection, row: Row) -> None:
             sql.SQL("{0} = excluded.{0}").format(sql.Identifier(column)) for column in updates
         ) if updates else sql.SQL("nothing"),
     )
-    connection.execute(statement, list(row.values.values()))
+    connection.cursor().executemany(statement, values)
 
 
 def _replace_tiers(connection, rows: list[Row]) -> None:
