@@ -43,8 +43,8 @@ import measure  # noqa: E402
 import report  # noqa: E402
 import workload  # noqa: E402
 from celery_cluster import DAG_ID, running_cluster  # noqa: E402
-from charging import add_endpoints  # noqa: E402
-from run import SEED  # noqa: E402
+from charging import add_endpoints, fresh_home  # noqa: E402
+from run import SEED, Timeline  # noqa: E402
 
 DEFAULT_SETTINGS = ("1:2:16", "4:4:64")
 MAX_CONNECTIONS = 300
@@ -204,25 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", default=str(BENCH_DIR / ".celery-home"), help="BILLING_HOME, wiped first")
     args = parser.parse_args(argv)
 
-    home = Path(args.home).resolve()
-    os.environ.update(
-        BILLING_HOME=str(home),
-        BILLING_SANDBOX_LATENCY_MS=str(args.latency_ms),
-        BILLING_CHARGE_CONCURRENCY=str(args.concurrency),
-        BILLING_WEBHOOK_ALLOW_HOSTS="127.0.0.1",  # the receiver listens there
-    )
-    os.environ.pop("BILLING_WAREHOUSE_URL", None)
+    home = fresh_home(args)
     from billing.warehouse import stop_embedded
     from billing.webhooks.sign import new_secret
 
-    stop_embedded()  # a server left running by an interrupted run
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
     start = datetime.now(UTC)
-    latest = workload.add_months(start.replace(day=1, hour=0, minute=0, second=0, microsecond=0), -1)
-    while workload.last_month_end(latest) + timedelta(hours=4) > start:
-        latest = workload.add_months(latest, -1)
-    months = [workload.add_months(latest, -k) for k in range(len(args.settings) - 1, -1, -1)]
+    timeline = Timeline(len(args.settings))
+    months = [*timeline.earlier_months, timeline.month]
     receiver = measure.ReceiverProcess(new_secret())
     results = []
     try:

@@ -51,6 +51,25 @@ truncate billing.webhook_delivery_attempts, billing.webhook_deliveries, billing.
 """
 
 
+def fresh_home(args) -> Path:
+    """`args.home`, wiped, as BILLING_HOME of an embedded warehouse (never the operator's), with the
+    sandbox's latency, the calls in flight and the local receiver allowed; returns it."""
+    from billing.warehouse import stop_embedded
+
+    home = Path(args.home).resolve()
+    os.environ.update(
+        BILLING_HOME=str(home),
+        BILLING_SANDBOX_LATENCY_MS=str(args.latency_ms),
+        BILLING_CHARGE_CONCURRENCY=str(args.concurrency),
+        BILLING_WEBHOOK_ALLOW_HOSTS="127.0.0.1",  # the receiver listens there
+    )
+    os.environ.pop("BILLING_WAREHOUSE_URL", None)
+    stop_embedded()  # a server left running by an interrupted run
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return home
+
+
 def issue_month(customer_count: int, timeline: Timeline) -> int:
     """Catalog, events, rebuild and issue; returns the number of open auto_charge invoices."""
     from billing import transform
@@ -185,20 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", default=str(BENCH_DIR / ".charging-home"), help="BILLING_HOME, wiped first")
     args = parser.parse_args(argv)
 
-    home = Path(args.home).resolve()
-    os.environ.update(
-        BILLING_HOME=str(home),
-        BILLING_SANDBOX_LATENCY_MS=str(args.latency_ms),
-        BILLING_CHARGE_CONCURRENCY=str(args.concurrency),
-        BILLING_WEBHOOK_ALLOW_HOSTS="127.0.0.1",  # the receiver listens there
-    )
-    os.environ.pop("BILLING_WAREHOUSE_URL", None)
+    home = fresh_home(args)
     from billing.warehouse import stop_embedded
     from billing.webhooks.sign import new_secret
 
-    stop_embedded()  # a server left running by an interrupted run
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
     timeline = Timeline(1)
     receiver = measure.ReceiverProcess(new_secret())
     try:
