@@ -211,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     start = datetime.now(UTC)
     timeline = Timeline(len(args.settings))
     months = [*timeline.earlier_months, timeline.month]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=BENCH_DIR).stdout.strip()
+    title = (f"billing_cycle_close on Celery workers: {args.subscriptions:,} subscriptions,"
+             f" {args.events_per_subscription} events each, sandbox {args.latency_ms:g} ms per charge,"
+             f" {os.cpu_count()} CPUs, git {commit}, {start:%Y-%m-%d %H:%M}Z")
+    stem = BENCH_DIR / "results" / f"{start:%Y%m%dT%H%M%SZ}-celery"
     receiver = measure.ReceiverProcess(new_secret())
     results = []
     try:
@@ -221,20 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             report.progress(f"closing {month:%Y-%m} with {setting} …")
             results.append(close_month(args, setting, workload.last_month_end(month) + timedelta(hours=2),
                                        home / f"airflow-{index}", receiver))
-            report.progress(json.dumps({key: value for key, value in results[-1].items() if key != "tasks"}))
+            # written after each setting, so that a later one's failure keeps the earlier figures
+            stem.with_suffix(".json").write_text(json.dumps({"title": title, "results": results}, indent=2,
+                                                            default=str))
+            stem.with_suffix(".txt").write_text(table(results, title) + "\n")
     finally:
         receiver.stop()
         stop_embedded()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=BENCH_DIR).stdout.strip()
-    title = (f"billing_cycle_close on Celery workers: {args.subscriptions:,} subscriptions,"
-             f" {args.events_per_subscription} events each, sandbox {args.latency_ms:g} ms per charge,"
-             f" {os.cpu_count()} CPUs, git {commit}, {start:%Y-%m-%d %H:%M}Z")
-    stem = BENCH_DIR / "results" / f"{start:%Y%m%dT%H%M%SZ}-celery"
-    stem.with_suffix(".json").write_text(json.dumps({"title": title, "results": results}, indent=2, default=str))
-    text = table(results, title)
-    stem.with_suffix(".txt").write_text(text + "\n")
-    print(text)
+    print(table(results, title))
     shutil.rmtree(home, ignore_errors=True)
     return 0
 
