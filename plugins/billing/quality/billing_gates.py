@@ -236,23 +236,11 @@ def _volume_out_of_band(config: ClosingEventsConfig) -> str:
             ) as ranked
             where recency <= {volume.history_periods}
         ),
-        -- NOTE: the closing periods of subscriptions with history, flagged by a window over both
-        -- sides rather than a semi-join: the awaiting-invoice view is an anti-join the planner
-        -- estimates at 1 row, and a nested loop of 100,000 closing periods over 100,000 history
-        -- rows took minutes.
-        both_sides as (
+        compared as (
             select 'closing' as side, subscription_id, period_start, period_end from closing_periods
+            where subscription_id in (select subscription_id from history)
             union all
             select 'history' as side, subscription_id, period_start, period_end from history
-        ),
-        compared as (
-            select side, subscription_id, period_start, period_end
-            from (
-                select both_sides.*,
-                    bool_or(side = 'history') over (partition by subscription_id) as has_history
-                from both_sides
-            ) as flagged
-            where has_history
         ),
         subscription_days as (
             select

@@ -13,19 +13,24 @@ invoices as (
 ),
 
 -- SPEC §6: one invoice per subscription per period, ever; a period with any
--- invoice, void included, is never drafted again.
+-- invoice, void included, is never drafted again. NOT EXISTS, an anti-join
+-- the planner estimates from the data: a left join filtered on a null
+-- invoice_id was estimated at 1 row (invoice_id's not null is not seen
+-- through the staging view), and the drafts and the gates reading this were
+-- planned as nested loops, minutes at 100,000 periods (bench finding 14).
 final as (
 
     select periods.*
 
     from periods
 
-    left join invoices
-        on
-            periods.subscription_id = invoices.subscription_id
-            and periods.period_start = invoices.period_start
-
-    where invoices.invoice_id is null
+    where not exists (
+        select invoices.invoice_id
+        from invoices
+        where
+            invoices.subscription_id = periods.subscription_id
+            and invoices.period_start = periods.period_start
+    )
 
 )
 
