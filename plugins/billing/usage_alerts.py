@@ -1,8 +1,10 @@
-"""Mid-period webhooks (SPEC §8): overage alerts, daily usage snapshots, rejected-event reports.
+"""Mid-period webhooks (SPEC §8, §15): overage alerts, usage limits reached, daily usage snapshots,
+rejected-event reports.
 
 Each event's id is derived from what it is about, so every hourly run may try again and the
-outbox keeps the first: one alert per subscription × period × meter × threshold, one snapshot per
-subscription per day, one rejected-events report per pipeline window.
+outbox keeps the first: one alert per subscription × period × meter × threshold, one limit reached
+per subscription × period × meter, one snapshot per subscription per day, one rejected-events
+report per pipeline window.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from billing.warehouse import connect
 from billing.webhooks.outbox import enqueue_event, enqueued_subjects
 
 SUBSCRIBER_OVERAGE = "billing.subscriber_overage"
+SUBSCRIBER_LIMIT_REACHED = "billing.subscriber_limit.reached"
 SUBSCRIBER_USAGE = "billing.subscriber_usage"
 EVENTS_REJECTED = "billing.events.rejected"
 EXAMPLES_PER_REASON = 3
@@ -30,6 +33,13 @@ cross join lateral unnest(charges.alert_thresholds) as threshold
 where usage.included_units > 0
     and usage.quantity * 100 >= usage.included_units * threshold
 order by usage.subscription_id, usage.event_name, threshold
+"""
+
+# Limits the current usage has reached; the mart decides what "reached" means, for every behavior.
+REACHED_LIMITS = """
+select * from billing_marts.customer_entitlements
+where is_limit_reached
+order by subscription_id, event_name
 """
 
 REJECTED_IN_WINDOW = """
@@ -53,6 +63,23 @@ def announce_overages() -> int:
                 data={**_usage_payload(usage), "threshold_percent": usage["threshold"]},
             )
     return len(crossed)
+
+
+def announce_limits_reached() -> int:
+    """`billing.subscriber_limit.reached` for every usage limit reached this period; returns how many rows qualified."""
+    with connect() as connection:
+        reached = connection.cursor(row_factory=dict_row).execute(REACHED_LIMITS).fetchall()
+        for entitlement in reached:
+            enqueue_event(
+                connection,
+                event_type=SUBSCRIBER_LIMIT_REACHED,
+                subject_id="/".join([entitlement["subscription_id"], entitlement["period_start"].isoformat(),
+                                     entitlement["event_name"]]),
+                data={key: entitlement[key] for key in (
+                    "customer_id", "subscription_id", "event_name", "period_start", "period_end", "as_of", "usage",
+                    "usage_limit", "limit_behavior", "state")},
+            )
+    return len(reached)
 
 
 def announce_usage_snapshots() -> int:

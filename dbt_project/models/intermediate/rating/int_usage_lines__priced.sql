@@ -20,6 +20,46 @@ tiers as (
 
 ),
 
+-- SPEC §15: a hard limit caps the quantity before anything else is rated,
+-- q = min(q, usage_limit); the usage above it is kept as over_limit_units,
+-- listed and never billed. least and greatest skip a null (no limit).
+limited as (
+
+    select
+        line_basis,
+        subscription_id,
+        period_start,
+        plan_id,
+        event_name,
+        pricing_model,
+        unit_price,
+        included_units,
+        package_size,
+        percentage_rate,
+        fixed_fee_per_event,
+        usage_limit,
+        limit_behavior,
+        display_name,
+        quantity as usage_quantity,
+
+        case
+            when limit_behavior = 'hard' then least(quantity, usage_limit)
+            else quantity
+        end as quantity,
+
+        case
+            when limit_behavior = 'hard'
+                then greatest(quantity - usage_limit, 0)
+            else 0
+        end as over_limit_units,
+
+        count_events,
+        total_value
+
+    from charged_usage
+
+),
+
 -- SPEC §5: q' = max(q - included_units, 0); included units and tier bounds
 -- are never prorated. percentage ignores included units.
 billable as (
@@ -32,7 +72,7 @@ billable as (
             else greatest(quantity - included_units, 0)
         end as billable_units
 
-    from charged_usage
+    from limited
 
 ),
 
@@ -111,8 +151,12 @@ rated as (
         package_size,
         percentage_rate,
         fixed_fee_per_event,
+        usage_limit,
+        limit_behavior,
         display_name,
+        usage_quantity,
         quantity,
+        over_limit_units,
         count_events,
         total_value,
         billable_units,
@@ -153,7 +197,8 @@ rated as (
 
     from tier_units
 
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    group by
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
 
 )
 
