@@ -105,6 +105,10 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
       " limit_behavior: hard}\n"),
      "plans[0].charges[0] (line 11): rule hard_limit_caps_a_quantity"),
     (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
+      " secret: 'whsec_dGVzdA==', event_types: [billing.subscriber_limit.reached, billing.limit.reached]}\n"
+      "customers:\n"),
+     "webhook_endpoints[0].event_types (line 18): unknown event type billing.limit.reached;"),
+    (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
       " secret: 'whsec_not*base64!'}\ncustomers:\n"),
      "webhook_endpoints[0].secret (line 18): not a Standard Webhooks secret (whsec_ then base64)"),
 ])

@@ -10,6 +10,7 @@ report per pipeline window.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from psycopg.rows import dict_row
@@ -52,34 +53,24 @@ order by reject_reason, ingested_at, reference
 
 def announce_overages() -> int:
     """`billing.subscriber_overage` for every threshold crossed this period; returns how many rows qualified."""
-    with connect() as connection:
-        crossed = connection.cursor(row_factory=dict_row).execute(CROSSED_THRESHOLDS).fetchall()
-        for usage in crossed:
-            enqueue_event(
-                connection,
-                event_type=SUBSCRIBER_OVERAGE,
-                subject_id="/".join([usage["subscription_id"], usage["period_start"].isoformat(),
-                                     usage["event_name"], str(usage["threshold"])]),
-                data={**_usage_payload(usage), "threshold_percent": usage["threshold"]},
-            )
-    return len(crossed)
+    return _announce_each(
+        SUBSCRIBER_OVERAGE, CROSSED_THRESHOLDS,
+        subject=lambda usage: [usage["subscription_id"], usage["period_start"].isoformat(), usage["event_name"],
+                               str(usage["threshold"])],
+        data=lambda usage: {**_usage_payload(usage), "threshold_percent": usage["threshold"]},
+    )
 
 
 def announce_limits_reached() -> int:
     """`billing.subscriber_limit.reached` for every usage limit reached this period; returns how many rows qualified."""
-    with connect() as connection:
-        reached = connection.cursor(row_factory=dict_row).execute(REACHED_LIMITS).fetchall()
-        for entitlement in reached:
-            enqueue_event(
-                connection,
-                event_type=SUBSCRIBER_LIMIT_REACHED,
-                subject_id="/".join([entitlement["subscription_id"], entitlement["period_start"].isoformat(),
-                                     entitlement["event_name"]]),
-                data={key: entitlement[key] for key in (
-                    "customer_id", "subscription_id", "event_name", "period_start", "period_end", "as_of", "usage",
-                    "usage_limit", "limit_behavior", "state")},
-            )
-    return len(reached)
+    return _announce_each(
+        SUBSCRIBER_LIMIT_REACHED, REACHED_LIMITS,
+        subject=lambda entitlement: [entitlement["subscription_id"], entitlement["period_start"].isoformat(),
+                                     entitlement["event_name"]],
+        data=lambda entitlement: {key: entitlement[key] for key in (
+            "customer_id", "subscription_id", "event_name", "period_start", "period_end", "as_of", "usage",
+            "usage_limit", "limit_behavior", "state")},
+    )
 
 
 def announce_usage_snapshots() -> int:
@@ -133,6 +124,16 @@ def announce_rejected_events(*, since: datetime, until: datetime) -> int:
                       "reasons": _by_reason(rejected)},
             )
     return len(rejected)
+
+
+def _announce_each(event_type: str, sql: str, *, subject: Callable[[dict], list[str]],
+                   data: Callable[[dict], dict]) -> int:
+    """One event of `event_type` per row of `sql`, its subject the parts `subject` names; returns the rows."""
+    with connect() as connection:
+        rows = connection.cursor(row_factory=dict_row).execute(sql).fetchall()
+        for row in rows:
+            enqueue_event(connection, event_type=event_type, subject_id="/".join(subject(row)), data=data(row))
+    return len(rows)
 
 
 def _by_reason(rejected: list[dict]) -> dict[str, dict]:

@@ -1,5 +1,6 @@
 {#
-    SPEC §5 rating of every line of int_usage_lines__charged, each basis.
+    SPEC §5 rating of every line of int_usage_lines__charged, each basis,
+    after SPEC §15's hard limit: the one place a quantity is rated.
     Ephemeral, and one pass over the lines (a line and its tiers are joined,
     then grouped back to the line): a caller that keeps one basis
     (line_basis = …) has PostgreSQL rate that basis's lines only.
@@ -26,35 +27,18 @@ tiers as (
 limited as (
 
     select
-        line_basis,
-        subscription_id,
-        period_start,
-        plan_id,
-        event_name,
-        pricing_model,
-        unit_price,
-        included_units,
-        package_size,
-        percentage_rate,
-        fixed_fee_per_event,
-        usage_limit,
-        limit_behavior,
-        display_name,
-        quantity as usage_quantity,
+        *,
 
         case
             when limit_behavior = 'hard' then least(quantity, usage_limit)
             else quantity
-        end as quantity,
+        end as billed_quantity,
 
         case
             when limit_behavior = 'hard'
                 then greatest(quantity - usage_limit, 0)
             else 0
-        end as over_limit_units,
-
-        count_events,
-        total_value
+        end as over_limit_units
 
     from charged_usage
 
@@ -68,8 +52,8 @@ billable as (
         *,
 
         case
-            when pricing_model = 'percentage' then quantity
-            else greatest(quantity - included_units, 0)
+            when pricing_model = 'percentage' then billed_quantity
+            else greatest(billed_quantity - included_units, 0)
         end as billable_units
 
     from limited
@@ -154,8 +138,8 @@ rated as (
         usage_limit,
         limit_behavior,
         display_name,
-        usage_quantity,
-        quantity,
+        quantity as usage_quantity,
+        billed_quantity as quantity,
         over_limit_units,
         count_events,
         total_value,
