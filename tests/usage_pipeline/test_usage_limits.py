@@ -112,6 +112,11 @@ def test_each_behavior_through_the_hourly_pipeline_and_the_closes(warehouse, tmp
     run_dag("usage_pipeline", "2026-07-14T00:00:00Z", as_of="2026-07-14T00:00:00Z")
     assert limits_reached() == reached  # once per subscription, period and meter
 
+    # the application's lookup by customer and meter is indexed
+    [(index,)] = query("select indexdef from pg_indexes"
+                       " where schemaname = 'billing_marts' and tablename = 'customer_entitlements'")
+    assert index.endswith("(customer_id, event_name)")
+
     shown = run_cli("entitlements", "hard_co").stdout
     assert "1200" in shown and "1000" in shown and "blocked" in shown
     unknown = run_cli("entitlements", "nobody", check=False)
