@@ -365,7 +365,7 @@ def _current_period_rows(read, customer_id: str) -> list[dict]:
     except UsageNotReported as error:
         fail(str(error))
     if not rows:
-        fail(f"no active subscription with usage for customer '{customer_id}' (as of the last pipeline run)")
+        fail(f"customer '{customer_id}' has no active subscription with a plan charge (as of the last pipeline run)")
     return rows
 
 
