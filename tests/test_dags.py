@@ -165,6 +165,9 @@ def test_the_dags_share_one_dispatch_webhooks_task(billing_home):
     bag = dag_bag()
     callables = {bag.dags[dag_id].task_dict["dispatch_webhooks"].python_callable for dag_id in DAG_IDS}
     assert callables == {dag_defaults.dispatch_webhooks.function}
+    builds = {bag.dags[dag_id].task_dict["update_usage"].python_callable for dag_id in ("usage_pipeline",
+                                                                                         "stripe_usage_sync")}
+    assert builds == {dag_defaults.update_usage.function}
 
 
 # A failed gate, in a real close: the raw contracts are broken (two active subscriptions at once).

@@ -37,8 +37,8 @@ from psycopg.rows import dict_row
 from billing.idempotency import idempotency_key
 from billing.transform import ref
 from billing.warehouse import connect
-from billing.window import duration
 from billing.webhooks.outbox import enqueue_event
+from billing.window import duration
 
 USAGE_SYNC_MISMATCH = "billing.usage_sync.mismatch"
 # Stripe cancels an event within 24 h of receiving it, on its clock; cancel only while an hour of
@@ -49,7 +49,8 @@ IDENTIFIER_MAX_LENGTH = 100
 
 # Every hour that is over, synced or not, with what Stripe holds for it so far (pending calls
 # count: they are re-sent with their identifier until resolved). The hours no event holds any more
-# (their events moved or were rejected) come from the sends alone, with a quantity of 0.
+# (their events moved or were rejected) come from the sends alone, with a quantity of 0; only once
+# over as well, so that a backfill's earlier as_of never takes back an hour a later run sent.
 HOURS = """
 with sends as (
     select subscription_id, event_name, hour_start,
@@ -83,7 +84,7 @@ left join {periods} as periods
     on periods.subscription_id = coalesce(hourly.subscription_id, sends.subscription_id)
     and coalesce(hourly.hour_start, sends.hour_start) >= periods.period_start
     and coalesce(hourly.hour_start, sends.hour_start) < periods.period_end
-where hourly.subscription_id is not null or sends.hour_start < %(as_of)s
+where hourly.subscription_id is not null or sends.hour_start + interval '1 hour' <= %(as_of)s
 order by 1, 2, 3
 """
 
@@ -232,7 +233,8 @@ def _unsyncable(hour: dict, *, as_of: datetime, grace: str, now: datetime) -> st
         return "not_whole_number: Stripe meter events take whole numbers only"
     if not hour["stripe_customer_id"]:
         return "no_stripe_customer_id"
-    if len(hour_identifier(hour["subscription_id"], hour["event_name"], hour["hour_start"], 99)) > IDENTIFIER_MAX_LENGTH:
+    longest = hour_identifier(hour["subscription_id"], hour["event_name"], hour["hour_start"], version=99)
+    if len(longest) > IDENTIFIER_MAX_LENGTH:
         return "identifier_too_long: Stripe takes identifiers of up to 100 characters"
     if hour["hour_start"] < now - TIMESTAMP_WINDOW:
         return "older_than_35_days: Stripe takes event timestamps within the past 35 days"
@@ -302,8 +304,9 @@ def _resolve_pending(client: stripe.StripeClient) -> dict:
             outcome["unresolved"] = f"{send['identifier']}: {type(error).__name__}: {' '.join(str(error).split())}"
             return outcome
         with connect() as connection:
-            connection.execute(RESOLVE_SEND, {"identifier": send["identifier"], "status": "refused" if refusal else "sent",
-                                              "error": refusal})
+            connection.execute(RESOLVE_SEND, {
+                "identifier": send["identifier"], "status": "refused" if refusal else "sent", "error": refusal,
+            })
             if refusal and send["kind"] == "cancel":
                 # NOTE: the hour's later calls were recorded with this cancel and never made (calls go
                 # in version order); the next pass records a correction in their place.
@@ -374,7 +377,8 @@ def reconcile_usage(client: stripe.StripeClient, *, as_of: datetime, grace: str)
         ).fetchall()
     if not periods:
         return 0
-    meter_ids = {meter.event_name: meter.id for meter in client.v1.billing.meters.list({"limit": 100}).auto_paging_iter()}
+    meters = client.v1.billing.meters.list({"limit": 100}).auto_paging_iter()
+    meter_ids = {meter.event_name: meter.id for meter in meters}
     checked = []
     for period in periods:
         meter_id = meter_ids.get(period["stripe_meter_event_name"])

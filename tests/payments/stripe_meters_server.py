@@ -30,7 +30,8 @@ WINDOW_SECONDS = {"hour": 3600, "day": 86400}
 
 
 def _invalid(message: str, code: str | None = None) -> tuple[int, dict, float]:
-    return 400, {"error": {"type": "invalid_request_error", "message": message, **({"code": code} if code else {})}}, 0.0
+    error = {"type": "invalid_request_error", "message": message, **({"code": code} if code else {})}
+    return 400, {"error": error}, 0.0
 
 
 class FakeStripeMeters(FakeStripe):
@@ -66,7 +67,8 @@ class FakeStripeMeters(FakeStripe):
     def post(self, path: str, form: dict, key: str | None) -> tuple[int, dict, float]:
         with self._lock:
             if path == "/v1/billing/meters":
-                return 200, self.create_meter(form["event_name"], form.get("default_aggregation", {}).get("formula")), 0.0
+                formula = form.get("default_aggregation", {}).get("formula", "sum")
+                return 200, self.create_meter(form["event_name"], formula), 0.0
             if path == "/v1/billing/meter_events":
                 return self._create_meter_event(form)
             if path == "/v1/billing/meter_event_adjustments":

@@ -132,9 +132,12 @@ def test_a_rerun_and_a_backfill_of_past_hours_send_nothing_again(stripe):
     posts = len(meter_event_posts(stripe))
 
     run_dag("stripe_usage_sync", at(3).isoformat())
-    run_dag("stripe_usage_sync", at(2).isoformat())  # a backfill: its hours are in Stripe already
+    # a backfill in the middle of hour 2, which a later run sent: its over hours are in Stripe already,
+    # and an hour not over yet at its as_of is never taken back
+    run_dag("stripe_usage_sync", at(2.5).isoformat())
 
     assert len(meter_event_posts(stripe)) == posts
+    assert not [seen for seen in stripe.requests if seen.path == "/v1/billing/meter_event_adjustments"]
     assert billed(stripe, "stripe_tokens") == 15
 
 
