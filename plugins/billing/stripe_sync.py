@@ -189,14 +189,15 @@ def configured_client() -> stripe.StripeClient:
     return stripe_client(settings.pop("api_key"), **settings)
 
 
-def sync_usage(client: stripe.StripeClient, *, as_of: datetime, grace: str, now: datetime | None = None) -> SyncSummary:
+def sync_usage(client: stripe.StripeClient, *, as_of: datetime, grace: str) -> SyncSummary:
     """Record what each hour that is over needs sent, send it, and list what cannot be sent.
 
     A cancel Stripe refuses (its 24 h had passed after all) drops the new version recorded with it,
-    never sent, and the second pass sends a correcting event instead. Raises SendsUnresolved once
-    the rest is recorded when Stripe left a call unanswered.
+    never sent, and the second pass sends a correcting event instead. Raises SendsUnresolved when
+    Stripe leaves a call unanswered: it and the calls after it stay pending for the next run.
+    Stripe's own windows (24 h to cancel, 35 days of timestamps) are judged on the wall clock.
     """
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     totals = {"sent": 0, "cancelled": 0, "refused": 0}
     for _ in range(2):
         _record_due_sends(as_of=as_of, grace=grace, now=now)

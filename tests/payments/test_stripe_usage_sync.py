@@ -201,3 +201,18 @@ def test_sync_status_shows_each_subscriptions_sends(stripe):
     # sent events: api_call 1, 3, 2; tokens 1, 2, 1 v3, 2 correction; corrected: a cancel and a correction
     assert "sub_acme: sent 7, pending 0, corrected 2, unsynced 1;" in output
     assert "unsynced sub_acme tokens" in output and "not_whole_number" in output
+
+
+def test_the_analysts_mart_shows_the_sync_state_to_the_analyst_role(stripe):
+    from billing.warehouse import connect
+
+    with connect() as connection, connection.transaction():
+        connection.execute("set local role billing_analyst")
+        rows = connection.execute(
+            "select event_name, count_sent_events, count_pending_calls, count_refused_calls, count_corrected_hours,"
+            " count_unsynced_hours, stripe_quantity, unsynced_quantity"
+            " from billing_marts.fct_stripe_usage_sync where subscription_id = 'sub_acme' order by event_name"
+        ).fetchall()
+
+    # tokens: one refused cancel; 16 + 3 + 6 in Stripe, the 2.5 of hour 4 unsynced
+    assert rows == [("api_call", 3, 0, 0, 0, 0, 4, 0), ("tokens", 4, 0, 1, 2, 1, 25, Decimal("2.5"))]

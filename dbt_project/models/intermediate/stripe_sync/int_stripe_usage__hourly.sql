@@ -1,8 +1,9 @@
 {#
     A view, like int_usage_events__attributed: the synced usage is always the
-    current events' and nothing needs maintaining. It reads only the events of
-    subscriptions whose plan Stripe invoices, on meters mapped to a Stripe
-    meter, so its cost follows the synced usage, not every event.
+    current events' and nothing needs maintaining. NOTE: not incremental: each
+    read aggregates the synced plans' valid events again (billing.stripe_sync
+    reads it twice a run), which is cheap while few plans are synced and grows
+    with their history; README, "Usage sync to Stripe".
 #}
 {{ config(materialized='view') }}
 
