@@ -1,17 +1,26 @@
 {#
     A view, like int_usage_events__attributed: the synced usage is always the
-    current events' and nothing needs maintaining. NOTE: not incremental: each
-    read scans the valid events for the synced ones and aggregates them again
-    (billing.stripe_sync reads it two or three times a run): 0.75 s over 1M
-    events, growing with the history (README, "Usage sync to Stripe").
+    current events' and nothing needs maintaining. Not incremental: each read
+    aggregates the synced subscriptions' events again, found period by period
+    through the index on int_usage_events__validated (subscription_id,
+    occurred_at), so its cost follows the synced usage, not every event
+    (README, "Usage sync to Stripe").
 #}
 {{ config(materialized='view') }}
 
 with
 
-attributed as (
+-- NOTE: "not materialized": read subscription by subscription, by index;
+-- materialized, it would be every event ever.
+validated as not materialized (
 
-    select * from {{ ref('int_usage_events__attributed') }}
+    select * from {{ ref('int_usage_events__validated') }}
+
+),
+
+periods as (
+
+    select * from {{ ref('int_subscription_periods') }}
 
 ),
 
@@ -39,10 +48,59 @@ customers as (
 
 ),
 
--- SPEC §16: the deduped, validated, attributed events of synced plans and
--- meters, each in its UTC hour. An hour a period boundary cuts (a customer
--- time zone off the hour, such as +05:30) is two slices, one per period, so
--- each period's usage stays in the period Stripe bills.
+-- NOTE: "materialized": the few synced periods first, each then reads its
+-- events by index; inlined, PostgreSQL may read every subscription's events
+-- and drop the unsynced ones after (it did, under a filter on hour_end).
+synced_periods as materialized (
+
+    select periods.*
+
+    from periods
+
+    inner join plans
+        on periods.plan_id = plans.plan_id
+
+),
+
+-- SPEC §2/§3 attribution (as int_usage_events__attributed: a valid event
+-- belongs to its subscription's period containing occurred_at), one synced
+-- period at a time. NOTE: "offset 0" keeps PostgreSQL from flattening the
+-- subquery into a join with every valid event.
+attributed as (
+
+    select
+        synced_periods.period_start,
+        synced_periods.period_end,
+        period_events.*
+
+    from synced_periods
+
+    cross join lateral (
+        select
+            validated.subscription_id,
+            validated.customer_id,
+            validated.event_name,
+            validated.aggregation,
+            validated.action,
+            validated.value,
+            validated.occurred_at
+
+        from validated
+
+        where
+            validated.subscription_id = synced_periods.subscription_id
+            and validated.occurred_at >= synced_periods.period_start
+            and validated.occurred_at < synced_periods.period_end
+            and validated.reject_reason is null
+
+        offset 0  -- noqa: AM09
+    ) as period_events
+
+),
+
+-- SPEC §16: each synced event in its UTC hour. An hour a period boundary
+-- cuts (a customer time zone off the hour, such as +05:30) is two slices,
+-- one per period, so each period's usage stays in the period Stripe bills.
 synced_events as (
 
     select
@@ -61,9 +119,6 @@ synced_events as (
         ) as hour_start
 
     from attributed
-
-    inner join plans
-        on attributed.plan_id = plans.plan_id
 
     inner join meters
         on attributed.event_name = meters.event_name
