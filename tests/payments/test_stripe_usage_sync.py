@@ -194,6 +194,14 @@ def test_the_reconciliation_before_stripe_invoices_fails_on_a_difference_and_ann
         "sub_acme", "tokens", "27.5", 25)
 
 
+def test_a_cycle_close_issues_no_invoice_for_a_plan_stripe_invoices_and_its_gates_pass(stripe):
+    run_dag("billing_cycle_close", (PERIOD_END + timedelta(hours=2)).isoformat())
+
+    assert query("select count(*) from billing.invoices") == [(0,)]
+    # the draft gate's "every active subscription has a draft" expects none for it, and passed
+    assert query("select bool_and(success) from billing.quality_results where gate = 'draft_invoices'") == [(True,)]
+
+
 def test_sync_status_shows_each_subscriptions_sends(stripe):
     output = run_cli("stripe", "sync-status").stdout
 
