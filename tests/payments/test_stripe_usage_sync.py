@@ -202,12 +202,27 @@ def test_a_cycle_close_issues_no_invoice_for_a_plan_stripe_invoices_and_its_gate
     assert query("select bool_and(success) from billing.quality_results where gate = 'draft_invoices'") == [(True,)]
 
 
+def test_after_stripe_invoiced_the_period_a_late_event_is_listed_not_sent(stripe, tmp_path):
+    load(tmp_path, "too_late.csv", ("t7", "tokens", 1, at(5.5)))
+    posts = len(meter_event_posts(stripe))
+    stripe.now = PERIOD_END + timedelta(hours=3)
+
+    run_dag("stripe_usage_sync", (PERIOD_END + timedelta(hours=3)).isoformat())
+
+    assert len(meter_event_posts(stripe)) == posts
+    assert query("select hour_start, warehouse_quantity, stripe_quantity, reason from billing.stripe_usage_unsynced"
+                 " order by hour_start") == [
+        (at(4), Decimal("2.5"), 0, "not_whole_number: Stripe meter events take whole numbers only"),
+        (at(5), 1, 0, "period_finalized: Stripe has invoiced the period"),
+    ]
+
+
 def test_sync_status_shows_each_subscriptions_sends(stripe):
     output = run_cli("stripe", "sync-status").stdout
 
     assert "sub_acme" in output
     # sent events: api_call 1, 3, 2; tokens 1, 2, 1 v3, 2 correction; corrected: a cancel and a correction
-    assert "sub_acme: sent 7, pending 0, corrected 2, unsynced 1;" in output
+    assert "sub_acme: sent 7, pending 0, corrected 2, unsynced 2;" in output
     assert "unsynced sub_acme tokens" in output and "not_whole_number" in output
 
 
@@ -222,5 +237,5 @@ def test_the_analysts_mart_shows_the_sync_state_to_the_analyst_role(stripe):
             " from billing_marts.fct_stripe_usage_sync where subscription_id = 'sub_acme' order by event_name"
         ).fetchall()
 
-    # tokens: one refused cancel; 16 + 3 + 6 in Stripe, the 2.5 of hour 4 unsynced
-    assert rows == [("api_call", 3, 0, 0, 0, 0, 4, 0), ("tokens", 4, 0, 1, 2, 1, 25, Decimal("2.5"))]
+    # tokens: one refused cancel; 16 + 3 + 6 in Stripe, the 2.5 of hour 4 and the 1 of hour 5 unsynced
+    assert rows == [("api_call", 3, 0, 0, 0, 0, 4, 0), ("tokens", 4, 0, 1, 2, 2, 25, Decimal("3.5"))]
