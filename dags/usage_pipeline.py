@@ -45,7 +45,7 @@ def usage_pipeline():
     @task
     @leased
     def announce_usage(run: dict) -> dict:
-        """Overage alerts, the day's usage snapshots and the rejected events of the past hour."""
+        """Overage alerts, usage limits reached, the day's usage snapshots and the rejected events of the past hour."""
         from datetime import timedelta
 
         from billing import usage_alerts
@@ -54,6 +54,7 @@ def usage_pipeline():
         as_of = ClosingWindow.parse(**run["window"]).as_of
         return {
             "overages": usage_alerts.announce_overages(),
+            "limits_reached": usage_alerts.announce_limits_reached(),
             "snapshots": usage_alerts.announce_usage_snapshots(),
             "rejected": usage_alerts.announce_rejected_events(since=as_of - timedelta(hours=1), until=as_of),
         }

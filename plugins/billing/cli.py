@@ -357,21 +357,47 @@ def usage(customer_id: str) -> None:
 
     from billing.usage_report import current_usage
 
-    rows = current_usage(customer_id)
-    if not rows:
-        fail(f"no active subscription with usage for customer '{customer_id}' (as of the last pipeline run)")
-    first = rows[0]
-    table = Table(
-        "meter", "used", "included left", "so far", "projected",
-        title=f"{customer_id} · {first['subscription_id']} · {first['period_start']:%Y-%m-%d %H:%M} → "
-              f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}",
-    )
+    rows = _current_period_rows(current_usage, customer_id)
+    table = Table("meter", "used", "included left", "so far", "projected", title=_current_period_title(rows[0]))
     for row in rows:
         table.add_row(
             row["display_name"], _plain(row["quantity"]), _plain(row["included_units_left"]),
             _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]),
         )
     console.print(table)
+
+
+@app.command()
+def entitlements(customer_id: str) -> None:
+    """Usage limits this period (SPEC §15), per meter: used, limit, remaining, behavior, state."""
+    from rich.table import Table
+
+    from billing.usage_report import entitlements as customer_entitlements
+
+    rows = _current_period_rows(customer_entitlements, customer_id)
+    table = Table("meter", "used", "limit", "remaining", "behavior", "state", title=_current_period_title(rows[0]))
+    for row in rows:
+        table.add_row(row["display_name"], _plain(row["usage"]), _plain(row["usage_limit"]) or "none",
+                      _plain(row["remaining"]), row["limit_behavior"], row["state"])
+    console.print(table)
+
+
+def _current_period_rows(read, customer_id: str) -> list[dict]:
+    """A usage mart's rows for the customer, or one line saying why there are none."""
+    from billing.usage_report import UsageNotReported
+
+    try:
+        rows = read(customer_id)
+    except UsageNotReported as error:
+        fail(str(error))
+    if not rows:
+        fail(f"customer '{customer_id}' has no active subscription with a plan charge (as of the last pipeline run)")
+    return rows
+
+
+def _current_period_title(first: dict) -> str:
+    return (f"{first['customer_id']} · {first['subscription_id']} · {first['period_start']:%Y-%m-%d %H:%M} → "
+            f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}")
 
 
 @analyst_app.command("add")

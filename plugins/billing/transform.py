@@ -44,9 +44,10 @@ RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rati
 USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                "path:models/intermediate/periods", "path:models/marts/events", "path:models/intermediate/usage",
                "path:models/intermediate/stripe_sync", "fct_meter_usage", *ANALYST_VIEWS)
-# What customers see mid-period: the current periods' usage rated so far, and its projection.
+# What customers see mid-period: the current periods' usage rated so far, its projection, and
+# what each customer may still use (SPEC §15).
 CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",
-                       "customer_usage_current_period")
+                       "customer_usage_current_period", "customer_entitlements")
 
 # The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
 # rebuilds from raw.

@@ -132,6 +132,10 @@ def _charge(rng: random.Random, event_name: str, currency: str) -> dict:
             if rng.random() < 0.3:
                 tier["flat_fee"] = Decimal(rng.choice(BASE_FEES[currency][1:]))
             charge["tiers"].append(tier)
+    # SPEC §15: a limit on the quantity (hard caps what is billed; percentage charges take none)
+    if rng.random() < 0.4:
+        charge["usage_limit"] = Decimal(rng.randint(0, 2 * scale)) if rng.random() < 0.8 else _dec(rng, 0, scale, 2)
+        charge["limit_behavior"] = rng.choice(["notify", "soft", "hard", "hard"])
     return charge
 
 

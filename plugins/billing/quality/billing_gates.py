@@ -465,14 +465,17 @@ def _event_reconciliation() -> str:
 
 
 def _quantity_mismatches() -> str:
-    """Usage lines of the closing drafts whose event count (all aggregations) or quantity (`count`,
+    """Usage lines of the closing drafts whose event count (all aggregations) or usage (`count`,
     and `sum` without `set` events) differs from the attributed events; and charged meters with
-    events but no line."""
+    events but no line. A line's usage is its quantity plus the units a hard limit left unbilled
+    (SPEC §15, `over_limit_units` in its detail)."""
     return f"""
         with drafts as ({_closing_drafts()}),
         lines as (
             select drafts.invoice_id, drafts.subscription_id, drafts.period_start, drafts.plan_id,
-                lines.event_name, lines.quantity, (lines.detail ->> 'count_events')::bigint as line_count_events
+                lines.event_name,
+                lines.quantity + coalesce((lines.detail ->> 'over_limit_units')::numeric, 0) as quantity,
+                (lines.detail ->> 'count_events')::bigint as line_count_events
             from drafts
             inner join {ref('fct_draft_invoice_lines')} as lines
                 on drafts.invoice_id = lines.invoice_id

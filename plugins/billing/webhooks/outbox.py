@@ -24,6 +24,7 @@ EVENT_TYPES = frozenset(
         "billing.invoice.uncollectible",
         "billing.invoice.voided",
         "billing.subscriber_overage",
+        "billing.subscriber_limit.reached",
         "billing.subscriber_usage",
         "billing.events.rejected",
         "billing.run.failed",
