@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
+from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks, update_usage
 from billing.runs import lease_tasks, leased
 from billing.window import EARLIEST_AS_OF
 
@@ -34,13 +34,6 @@ DAG_ID = "usage_pipeline"
 def usage_pipeline():
     # the run's logical time `as_of` (usage so far counts up to it) and the grace period
     begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
-
-    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
-    @leased
-    def update_usage(run: dict) -> dict:
-        from billing import transform
-
-        return transform.update_usage(**run["window"]).__dict__
 
     @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased

@@ -67,6 +67,14 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     (("aggregation: sum}", "aggregation: count_unique}"), "meters[0] (line 3): rule property_is_named_where_read"),
     (("aggregation: sum}", "aggregation: time_duration, property: ' '}"),
      "meters[0] (line 3): rule property_is_named_where_read"),
+    # SPEC §16: only sums and counts can be synced; Stripe bills only customers it knows
+    (("aggregation: sum}", "aggregation: max, stripe_meter_event_name: stripe_calls}"),
+     "meters[0] (line 3): rule synced_meter_sums_or_counts (A count_unique/max/min/average/last/stateful meter"
+     " cannot be synced to Stripe: "),
+    (("    interval: month\n", "    interval: month\n    invoiced_by: stripe\n"),
+     "customers[0] (line 19): rule stripe_invoiced_customer_has_a_stripe_id"),
+    (("    interval: month\n", "    interval: month\n    invoiced_by: paypal\n"),
+     "plans[0].invoiced_by (line 9): Input should be 'warehouse' or 'stripe', got 'paypal'"),
     (("Europe/Berlin", "Europe/Atlantis"),
      "customers[0].timezone (line 18): 'Europe/Atlantis' is not an IANA timezone"),
     (("currency: EUR", "currency: EURO"), "plans[0].currency (line 7): 'EURO' is not a supported ISO 4217 currency"),

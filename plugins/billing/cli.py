@@ -34,6 +34,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(analyst_app, name="analyst")
+stripe_app = typer.Typer(help="The usage sync to Stripe Meters of the plans Stripe invoices (SPEC §16).",
+                         no_args_is_help=True)
+app.add_typer(stripe_app, name="stripe")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(quality_app, name="quality")
 
@@ -256,6 +259,29 @@ def invoices_list(
             f" {adjustment['reason']}[/] (billing_marts.fct_unbilled_adjustments)",
             highlight=False, soft_wrap=True,
         )
+
+
+@stripe_app.command("sync-status")
+def stripe_sync_status() -> None:
+    """Per subscription: meter events sent, calls pending, hours corrected and unsynced; then each
+    unsynced hour with its reason."""
+    from billing.stripe_sync import sync_status
+
+    subscriptions, hours = sync_status()
+    for row in subscriptions:
+        console.print(
+            f"{row['subscription_id']}: sent {row['sent']}, pending {row['pending']}, corrected {row['corrected']},"
+            f" unsynced {row['unsynced']}; last answer {row['last_sent_at'] or 'never'}",
+            highlight=False, soft_wrap=True,
+        )
+    for hour in hours:
+        console.print(
+            f"[yellow]unsynced {hour['subscription_id']} {hour['event_name']} {hour['hour_start']:%Y-%m-%d %H:%M}Z:"
+            f" warehouse {hour['warehouse_quantity']}, Stripe {hour['stripe_quantity']}: {hour['reason']}[/]",
+            highlight=False, soft_wrap=True,
+        )
+    if not subscriptions and not hours:
+        console.print("nothing synced to Stripe yet")
 
 
 @invoices_app.command("show")

@@ -1,6 +1,7 @@
 """What every DAG of the project shares: its tasks' operational settings (`DEFAULT_ARGS`), the
-`billing.run.failed` announcement of a task that failed for good, the `dispatch_webhooks` task, and
-the settings of a task that calls the payment gateway (`gateway_task`, billing.shards).
+`billing.run.failed` announcement of a task that failed for good, the `dispatch_webhooks` and
+`update_usage` tasks, and the settings of a task that calls the payment gateway (`gateway_task`,
+billing.shards).
 
 - **Retries.** Every task is idempotent, so a failed one is tried again, `RETRIES` times,
   `BILLING_TASK_RETRY_DELAY` apart (default 1 minute): a dropped connection, a dbt hiccup or a
@@ -32,7 +33,7 @@ from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryActi
 from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from billing.quality.gates import GateFailed
-from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held
+from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held, leased
 from billing.settings import task_retry_delay
 from billing.shards import GATEWAY_POOL, ONE_SHARD, Shard, gateway_task_slots
 
@@ -112,6 +113,16 @@ def dispatch_webhooks(run: dict | None = None, shard: dict | None = None) -> dic
 
     with held(BillingRun(**run)) if run else nullcontext():
         return deliver(shard=Shard(**shard) if shard else ONE_SHARD).__dict__
+
+
+@task(execution_timeout=MODEL_BUILD_TIMEOUT)
+@leased
+def update_usage(run: dict) -> dict:
+    """Bring the usage models up to date with the events ingested since the last run (incremental,
+    docs/incremental.md): the hourly DAGs that read usage build it first."""
+    from billing import transform
+
+    return transform.update_usage(**run["window"]).__dict__
 
 
 def _as_of(context) -> str | None:

@@ -72,10 +72,9 @@ def _count(variable: str, default: int) -> int:
 
 
 def _duration(variable: str, default: str) -> timedelta:
-    from billing.window import parse_duration
+    from billing.window import duration
 
     try:
-        amount, unit = parse_duration(os.environ.get(variable) or default).split()
+        return duration(os.environ.get(variable) or default)
     except ValueError as error:
         raise ValueError(f"{variable}: {error}") from None
-    return timedelta(**{unit: int(amount)})

@@ -39,11 +39,11 @@ EVENTS_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/e
 RATING_SLICE = ("path:models/intermediate/usage", "path:models/intermediate/rating",
                 "path:models/intermediate/invoicing", "path:models/marts/billing", "path:models/marts/usage",
                 *ANALYST_VIEWS, "path:models/semantic")
-# What the hourly usage_pipeline DAG keeps up to date: events through per-period usage (and the
-# usage history the analyst views read).
+# What the hourly usage_pipeline and stripe_usage_sync DAGs keep up to date: events through
+# per-period usage, the hourly usage synced to Stripe (and the usage history the analyst views read).
 USAGE_SLICE = ("path:seeds", "path:models/staging", "path:models/intermediate/events",
                "path:models/intermediate/periods", "path:models/marts/events", "path:models/intermediate/usage",
-               "fct_meter_usage", *ANALYST_VIEWS)
+               "path:models/intermediate/stripe_sync", "fct_meter_usage", *ANALYST_VIEWS)
 # What customers see mid-period: the current periods' usage rated so far, its projection, and
 # what each customer may still use (SPEC §15).
 CURRENT_USAGE_SLICE = ("path:seeds", "int_usage_lines__current", "int_usage_lines__projected",

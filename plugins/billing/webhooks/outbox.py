@@ -28,6 +28,7 @@ EVENT_TYPES = frozenset(
         "billing.subscriber_usage",
         "billing.events.rejected",
         "billing.run.failed",
+        "billing.usage_sync.mismatch",
     }
 )
 
