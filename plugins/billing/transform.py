@@ -361,13 +361,11 @@ def _parsed_project() -> Any:
     It is redone when a project file changes or the warehouse does (the manifest names the database).
     Run values are read only while executing (macros/run_var.sql), so they need no new parse.
     """
-    from dbt.cli.main import dbtRunner
-
     key = (_project_changed_at(), tuple(sorted(dbt_environment().items())))
     if _parses.get("key") != key:
-        result = dbtRunner().invoke(["parse", *_dbt_options(), "--no-write-json"])
+        result = _run_dbt("parse", "--no-write-json")
         if not result.success:
-            raise TransformFailed(f"dbt parse failed: {result.exception or 'see the dbt log under BILLING_HOME/dbt/logs'}")
+            raise TransformFailed("dbt parse failed: see the dbt log under BILLING_HOME/dbt/logs")
         _parses.update(key=key, manifest=result.result)
     return _parses["manifest"].deepcopy()
 
