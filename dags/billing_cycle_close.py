@@ -13,6 +13,9 @@ The run holds the warehouse's lease from `begin_run` to `end_run` (billing.runs)
 usage update or retry run interleaves with it, whoever started it. `as_of` may be any past
 instant and never in the future (SPEC §10).
 
+`render_invoice_pdfs` stores the PDF of each invoice the run issued (billing.invoice_pdfs), after
+charging and before the run's webhooks announce them with the file's place.
+
 Charging and webhook delivery are spread over `BILLING_SHARDS` mapped tasks (billing.shards):
 `charge_invoices[k]` charges the invoices of the customers in shard k, `dispatch_webhooks[k]`
 delivers to the endpoints in shard k, and each charging task holds one slot of the `billing_gateway`
@@ -116,6 +119,13 @@ def billing_cycle_close():
             configured_gateway(), now=as_of, shard=Shard(**shard), concurrency=gateway_calls_in_flight()
         ).__dict__
 
+    @task
+    @leased
+    def render_invoice_pdfs(run: dict) -> dict:
+        from billing.invoice_pdfs import render_run_invoices
+
+        return render_run_invoices(issued_by_run=run["run_id"])
+
     run = begin_run()
     contracts_checked = check_raw_contracts(run)
     events_built = build_event_models(run)
@@ -126,9 +136,11 @@ def billing_cycle_close():
     ledger_checked = check_ledger(run)
     shards = mapped_shards()
     invoices_charged = charge_invoices.partial(run=run).expand(shard=shards)
+    pdfs_rendered = render_invoice_pdfs(run)
     webhooks_dispatched = dispatch_webhooks.partial(run=run).expand(shard=shards)
     contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> webhooks_dispatched
+    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> pdfs_rendered
+    pdfs_rendered >> webhooks_dispatched
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

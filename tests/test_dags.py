@@ -31,10 +31,11 @@ RUN_FAILED_EVENTS = (
 
 # The steps of each DAG in the order its docstring promises.
 STEPS = {
-    # the gates stand before every step that issues or moves money; charges, then their webhooks
+    # the gates stand before every step that issues or moves money; charges, the PDFs, then their webhooks
     "billing_cycle_close": [
         "check_raw_contracts", "build_event_models", "check_closing_events", "rate_draft_invoices",
-        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "dispatch_webhooks",
+        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "render_invoice_pdfs",
+        "dispatch_webhooks",
     ],
     # the ledger gate runs first: if it fails, nothing is charged
     "charge_retries": ["check_ledger", "retry_failed_charges", "dispatch_webhooks"],

@@ -23,7 +23,7 @@ events_app = typer.Typer(
     no_args_is_help=True,
 )
 warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
-invoices_app = typer.Typer(help="Issued invoices: list, show, void.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Issued invoices: list, show, pdf, void.", no_args_is_help=True)
 analyst_app = typer.Typer(
     help="Read-only logins for analysts and BI tools: they read the marts in billing_marts and nothing else.",
     no_args_is_help=True,
@@ -309,6 +309,24 @@ def invoices_show(invoice: str = typer.Argument(..., help="Invoice id or number.
     console.print(lines)
     for attempt in detail.attempts:
         console.print(f"charge attempt {attempt['attempt_no']}: {attempt['status']} {attempt['failure_code'] or ''}")
+
+
+@invoices_app.command("pdf")
+def invoices_pdf(
+    invoice: str = typer.Argument(..., help="Invoice id or number."),
+    output: Path = typer.Option(None, "--output", "-o", help="The file to write (default: the invoice's stored PDF)."),
+) -> None:
+    """Render an invoice as it stands now (paid amounts, a VOID mark) to its stored PDF or to -o FILE."""
+    from billing.invoice_admin import InvoiceNotFound
+    from billing.invoice_pdfs import write_invoice_pdf
+
+    try:
+        pdf = write_invoice_pdf(invoice, output=output)
+    except InvoiceNotFound as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot write {error.filename or output}: {error.strerror}")
+    console.print(f"{pdf.invoice_number}: {pdf.path}" + ("" if pdf.written else " (unchanged)"), highlight=False)
 
 
 @invoices_app.command("void")
