@@ -105,7 +105,12 @@ def _store(document: dict, output: Path | None = None) -> StoredPdf:
     # NOTE: written beside, then renamed: whoever fetches the file never reads half of it
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(pdf)
-    os.replace(handle.name, path)
+    try:
+        os.chmod(handle.name, 0o644)  # readable by whatever serves the folder, as a plain file would be
+        os.replace(handle.name, path)
+    except OSError:
+        os.unlink(handle.name)
+        raise
     return StoredPdf(document["invoice_number"], path, written=True)
 
 
