@@ -28,18 +28,17 @@ So is re-running one shard's task.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 from billing.dag_defaults import (
-    DEFAULT_ARGS,
     MODEL_BUILD_TIMEOUT,
+    RUN_SETTINGS,
+    WINDOW_PARAMS,
     dispatch_webhooks,
     gateway_calls_in_flight,
     gateway_task,
 )
 from billing.runs import lease_tasks, leased
 from billing.shards import mapped_shards
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "billing_cycle_close"
 
@@ -47,12 +46,9 @@ DAG_ID = "billing_cycle_close"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "invoicing"],
-    params={"as_of": None, "grace": "1 hour"},
+    params=WINDOW_PARAMS,
 )
 def billing_cycle_close():
     begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")

@@ -12,11 +12,9 @@ recorded before it is made, by identifier, and resent only while unanswered.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks, update_usage
+from billing.dag_defaults import RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, update_usage
 from billing.runs import lease_tasks, leased
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "stripe_usage_sync"
 
@@ -24,12 +22,9 @@ DAG_ID = "stripe_usage_sync"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "usage", "stripe"],
-    params={"as_of": None, "grace": "1 hour"},
+    params=WINDOW_PARAMS,
 )
 def stripe_usage_sync():
     # the run's logical time `as_of` (hours ending by then are sent) and the grace Stripe's

@@ -12,11 +12,9 @@ what they processed, and a run that fails leaves it where it was, so the next ru
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks, update_usage
+from billing.dag_defaults import MODEL_BUILD_TIMEOUT, RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, update_usage
 from billing.runs import lease_tasks, leased
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "usage_pipeline"
 
@@ -24,12 +22,9 @@ DAG_ID = "usage_pipeline"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "usage"],
-    params={"as_of": None, "grace": "1 hour"},
+    params=WINDOW_PARAMS,
 )
 def usage_pipeline():
     # the run's logical time `as_of` (usage so far counts up to it) and the grace period
