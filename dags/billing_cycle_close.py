@@ -13,6 +13,9 @@ The run holds the warehouse's lease from `begin_run` to `end_run` (billing.runs)
 usage update or retry run interleaves with it, whoever started it. `as_of` may be any past
 instant and never in the future (SPEC §10).
 
+`render_invoice_pdfs` stores the PDF of each invoice the run issued (billing.invoice_pdfs), after
+charging and before the run's webhooks announce them with the file's place.
+
 Charging and webhook delivery are spread over `BILLING_SHARDS` mapped tasks (billing.shards):
 `charge_invoices[k]` charges the invoices of the customers in shard k, `dispatch_webhooks[k]`
 delivers to the endpoints in shard k, and each charging task holds one slot of the `billing_gateway`
@@ -25,18 +28,17 @@ So is re-running one shard's task.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 from billing.dag_defaults import (
-    DEFAULT_ARGS,
     MODEL_BUILD_TIMEOUT,
+    RUN_SETTINGS,
+    WINDOW_PARAMS,
     dispatch_webhooks,
     gateway_calls_in_flight,
     gateway_task,
 )
 from billing.runs import lease_tasks, leased
 from billing.shards import mapped_shards
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "billing_cycle_close"
 
@@ -44,12 +46,9 @@ DAG_ID = "billing_cycle_close"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "invoicing"],
-    params={"as_of": None, "grace": "1 hour"},
+    params=WINDOW_PARAMS,
 )
 def billing_cycle_close():
     begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
@@ -116,6 +115,13 @@ def billing_cycle_close():
             configured_gateway(), now=as_of, shard=Shard(**shard), concurrency=gateway_calls_in_flight()
         ).__dict__
 
+    @task
+    @leased
+    def render_invoice_pdfs(run: dict) -> dict:
+        from billing.invoice_pdfs import render_run_invoices
+
+        return render_run_invoices(issued_by_run=run["run_id"])
+
     run = begin_run()
     contracts_checked = check_raw_contracts(run)
     events_built = build_event_models(run)
@@ -126,9 +132,11 @@ def billing_cycle_close():
     ledger_checked = check_ledger(run)
     shards = mapped_shards()
     invoices_charged = charge_invoices.partial(run=run).expand(shard=shards)
+    pdfs_rendered = render_invoice_pdfs(run)
     webhooks_dispatched = dispatch_webhooks.partial(run=run).expand(shard=shards)
     contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> webhooks_dispatched
+    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> pdfs_rendered
+    pdfs_rendered >> webhooks_dispatched
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

@@ -11,12 +11,10 @@ spread over `BILLING_SHARDS` mapped tasks by customer, each holding one slot of 
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task
+from billing.dag_defaults import RUN_SETTINGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task
 from billing.runs import lease_tasks, leased
 from billing.shards import mapped_shards
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "charge_retries"
 
@@ -24,10 +22,7 @@ DAG_ID = "charge_retries"
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * *",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "payments"],
 )
 def charge_retries():

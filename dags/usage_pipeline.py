@@ -12,11 +12,9 @@ what they processed, and a run that fails leaves it where it was, so the next ru
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
-from billing.dag_defaults import DEFAULT_ARGS, MODEL_BUILD_TIMEOUT, dispatch_webhooks
+from billing.dag_defaults import MODEL_BUILD_TIMEOUT, RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, update_usage
 from billing.runs import lease_tasks, leased
-from billing.window import EARLIEST_AS_OF
 
 DAG_ID = "usage_pipeline"
 
@@ -24,23 +22,13 @@ DAG_ID = "usage_pipeline"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.instance(EARLIEST_AS_OF),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "usage"],
-    params={"as_of": None, "grace": "1 hour"},
+    params=WINDOW_PARAMS,
 )
 def usage_pipeline():
     # the run's logical time `as_of` (usage so far counts up to it) and the grace period
     begin_run, end_run = lease_tasks(last_task_id="dispatch_webhooks")
-
-    @task(execution_timeout=MODEL_BUILD_TIMEOUT)
-    @leased
-    def update_usage(run: dict) -> dict:
-        from billing import transform
-
-        return transform.update_usage(**run["window"]).__dict__
 
     @task(execution_timeout=MODEL_BUILD_TIMEOUT)
     @leased
@@ -52,7 +40,7 @@ def usage_pipeline():
     @task
     @leased
     def announce_usage(run: dict) -> dict:
-        """Overage alerts, the day's usage snapshots and the rejected events of the past hour."""
+        """Overage alerts, usage limits reached, the day's usage snapshots and the rejected events of the past hour."""
         from datetime import timedelta
 
         from billing import usage_alerts
@@ -61,6 +49,7 @@ def usage_pipeline():
         as_of = ClosingWindow.parse(**run["window"]).as_of
         return {
             "overages": usage_alerts.announce_overages(),
+            "limits_reached": usage_alerts.announce_limits_reached(),
             "snapshots": usage_alerts.announce_usage_snapshots(),
             "rejected": usage_alerts.announce_rejected_events(since=as_of - timedelta(hours=1), until=as_of),
         }

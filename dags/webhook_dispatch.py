@@ -9,9 +9,8 @@ of a run that stopped before its own `dispatch_webhooks`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag
-from billing.dag_defaults import DEFAULT_ARGS, dispatch_webhooks
+from billing.dag_defaults import RUN_SETTINGS, dispatch_webhooks
 
 DAG_ID = "webhook_dispatch"
 
@@ -19,10 +18,7 @@ DAG_ID = "webhook_dispatch"
 @dag(
     dag_id=DAG_ID,
     schedule="*/5 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **RUN_SETTINGS,
     tags=["billing", "webhooks"],
 )
 def webhook_dispatch():

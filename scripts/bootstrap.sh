@@ -4,12 +4,13 @@
 # (pip brings uv, then uv the rest: about 30 s where pip alone takes 80 s or more). Re-running is
 # cheap: the install is skipped while pyproject.toml and constraints.txt are unchanged.
 # Also the Debian packages the tests drive, installed with apt-get as root when missing: chromium and
-# its driver (the dashboard test), redis-server (the Celery broker of the team deployment's test)
-# and postgresql-15 (a warehouse server the project did not start).
+# its driver (the dashboard test), redis-server (the Celery broker of the team deployment's test),
+# postgresql-15 (a warehouse server the project did not start) and poppler-utils (pdftotext and
+# pdftoppm, which read the invoice PDFs back in tests/spine/test_cycle_close.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(chromium chromium-driver redis-server postgresql-15)
+debian_packages=(chromium chromium-driver redis-server postgresql-15 poppler-utils)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

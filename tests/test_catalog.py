@@ -67,6 +67,14 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     (("aggregation: sum}", "aggregation: count_unique}"), "meters[0] (line 3): rule property_is_named_where_read"),
     (("aggregation: sum}", "aggregation: time_duration, property: ' '}"),
      "meters[0] (line 3): rule property_is_named_where_read"),
+    # SPEC §16: only sums and counts can be synced; Stripe bills only customers it knows
+    (("aggregation: sum}", "aggregation: max, stripe_meter_event_name: stripe_calls}"),
+     "meters[0] (line 3): rule synced_meter_sums_or_counts (A count_unique/max/min/average/last/stateful meter"
+     " cannot be synced to Stripe: "),
+    (("    interval: month\n", "    interval: month\n    invoiced_by: stripe\n"),
+     "customers[0] (line 19): rule stripe_invoiced_customer_has_a_stripe_id"),
+    (("    interval: month\n", "    interval: month\n    invoiced_by: paypal\n"),
+     "plans[0].invoiced_by (line 9): Input should be 'warehouse' or 'stripe', got 'paypal'"),
     (("Europe/Berlin", "Europe/Atlantis"),
      "customers[0].timezone (line 18): 'Europe/Atlantis' is not an IANA timezone"),
     (("currency: EUR", "currency: EURO"), "plans[0].currency (line 7): 'EURO' is not a supported ISO 4217 currency"),
@@ -93,6 +101,21 @@ def test_valid_catalog_is_upserted_with_exact_numbers(warehouse, tmp_path):
     (("        tiers:\n          - {up_to: 10000, unit_price: 0.02}\n          - {up_to: 50000, unit_price: 0.01}\n"
       "          - {up_to: null, unit_price: 0.005}\n", "        tiers: {up_to: null, unit_price: 0.005}\n"),
      "plans[0].charges[0].tiers (line 13): expected a list, got a mapping"),
+    # usage limits (SPEC §15)
+    (("pricing_model: graduated\n", "pricing_model: graduated\n        limit_behavior: block\n"),
+     "plans[0].charges[0].limit_behavior (line 13): Input should be 'notify', 'soft' or 'hard', got 'block'"),
+    (("pricing_model: graduated\n", "pricing_model: graduated\n        usage_limit: -1\n"),
+     "plans[0].charges[0].usage_limit (line 13): Input should be greater than or equal to 0"),
+    (("      - event_name: api_call\n        pricing_model: graduated\n        tiers:\n"
+      "          - {up_to: 10000, unit_price: 0.02}\n          - {up_to: 50000, unit_price: 0.01}\n"
+      "          - {up_to: null, unit_price: 0.005}\n",
+      "      - {event_name: api_call, pricing_model: percentage, percentage_rate: 2.9, usage_limit: 100,"
+      " limit_behavior: hard}\n"),
+     "plans[0].charges[0] (line 11): rule hard_limit_caps_a_quantity"),
+    (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
+      " secret: 'whsec_dGVzdA==', event_types: [billing.subscriber_limit.reached, billing.limit.reached]}\n"
+      "customers:\n"),
+     "webhook_endpoints[0].event_types (line 18): unknown event type billing.limit.reached;"),
     (("customers:\n", "webhook_endpoints:\n  - {endpoint_id: e1, url: 'https://example.com/hook',"
       " secret: 'whsec_not*base64!'}\ncustomers:\n"),
      "webhook_endpoints[0].secret (line 18): not a Standard Webhooks secret (whsec_ then base64)"),

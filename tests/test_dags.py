@@ -23,7 +23,7 @@ from spine.catalogs import OVERLAPPING_SUBSCRIPTION, TWICE
 
 pytestmark = pytest.mark.slow
 
-DAG_IDS = ["billing_cycle_close", "charge_retries", "usage_pipeline", "webhook_dispatch"]
+DAG_IDS = ["billing_cycle_close", "charge_retries", "stripe_usage_sync", "usage_pipeline", "webhook_dispatch"]
 MODEL_BUILDS = {"build_event_models", "rate_draft_invoices", "update_usage", "rate_current_usage"}
 RUN_FAILED_EVENTS = (
     "select subject_id, data from billing.webhook_events where event_type = 'billing.run.failed' order by created_at"
@@ -31,15 +31,18 @@ RUN_FAILED_EVENTS = (
 
 # The steps of each DAG in the order its docstring promises.
 STEPS = {
-    # the gates stand before every step that issues or moves money; charges, then their webhooks
+    # the gates stand before every step that issues or moves money; charges, the PDFs, then their webhooks
     "billing_cycle_close": [
         "check_raw_contracts", "build_event_models", "check_closing_events", "rate_draft_invoices",
-        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "dispatch_webhooks",
+        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "render_invoice_pdfs",
+        "dispatch_webhooks",
     ],
     # the ledger gate runs first: if it fails, nothing is charged
     "charge_retries": ["check_ledger", "retry_failed_charges", "dispatch_webhooks"],
     # usage brought up to date, then rated, then announced (alerts are webhooks)
     "usage_pipeline": ["update_usage", "rate_current_usage", "announce_usage", "dispatch_webhooks"],
+    # usage brought up to date, sent, then reconciled with Stripe and gated; the mismatch is a webhook
+    "stripe_usage_sync": ["update_usage", "send_usage", "reconcile_usage", "check_stripe_sync", "dispatch_webhooks"],
 }
 UNLEASED_STEPS = {
     # any run, re-run or overlap is safe: no lease
@@ -93,7 +96,7 @@ def test_every_task_retries_twice_times_out_and_announces_its_failure(billing_ho
                                  task.on_failure_callback)
         for dag_id in DAG_IDS for task in bag.dags[dag_id].tasks
     }
-    assert len(settings) == 11 + 5 + 6 + 1
+    assert len(settings) == 12 + 5 + 7 + 6 + 1
     for (dag_id, task_id), (retries, delay, timeout, policy, callbacks) in settings.items():
         expected_timeout = timedelta(hours=4) if task_id in MODEL_BUILDS else timedelta(hours=1)
         # NOTE: a second apart in this suite (conftest.py sets BILLING_TASK_RETRY_DELAY)
@@ -159,10 +162,13 @@ def test_a_retry_waits_a_minute_unless_the_operator_says_otherwise(monkeypatch):
     assert task_retry_delay() == timedelta(minutes=5)
 
 
-def test_the_four_dags_share_one_dispatch_webhooks_task(billing_home):
+def test_the_dags_share_one_dispatch_webhooks_task(billing_home):
     bag = dag_bag()
     callables = {bag.dags[dag_id].task_dict["dispatch_webhooks"].python_callable for dag_id in DAG_IDS}
     assert callables == {dag_defaults.dispatch_webhooks.function}
+    builds = {bag.dags[dag_id].task_dict["update_usage"].python_callable for dag_id in ("usage_pipeline",
+                                                                                         "stripe_usage_sync")}
+    assert builds == {dag_defaults.update_usage.function}
 
 
 # A failed gate, in a real close: the raw contracts are broken (two active subscriptions at once).

@@ -41,6 +41,7 @@ from billing import documents
 from billing.contracts import Column, contracts
 from billing.money import minor_units
 from billing.warehouse import connect
+from billing.webhooks.outbox import EVENT_TYPES
 
 # Catalog sections in write order (references first), each filling the raw table of its name;
 # a plan's `charges` and their `tiers` fill plan_charges and plan_charge_tiers.
@@ -150,7 +151,16 @@ class _CreditGrant(_Entry):
 
 
 class _WebhookEndpoint(_Entry):
-    """A secret delivery can sign with: whsec_ then base64 (Standard Webhooks)."""
+    """A secret delivery can sign with: whsec_ then base64 (Standard Webhooks); event types that exist
+    (a misspelt one would never be delivered)."""
+
+    @field_validator("event_types", check_fields=False)
+    @classmethod
+    def _are_event_types(cls, event_types):
+        unknown = [event_type for event_type in event_types or () if event_type not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event type {', '.join(unknown)}; the types are {', '.join(sorted(EVENT_TYPES))}")
+        return event_types
 
     @field_validator("secret", check_fields=False)
     @classmethod

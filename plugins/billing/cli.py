@@ -41,7 +41,7 @@ events_app = typer.Typer(
     no_args_is_help=True,
 )
 warehouse_app = typer.Typer(help="The warehouse PostgreSQL.", no_args_is_help=True)
-invoices_app = typer.Typer(help="Issued invoices: list, show, void.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Issued invoices: list, show, pdf, void.", no_args_is_help=True)
 analyst_app = typer.Typer(
     help="Read-only logins for analysts and BI tools: they read the marts in billing_marts and nothing else.",
     no_args_is_help=True,
@@ -52,6 +52,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(analyst_app, name="analyst")
+stripe_app = typer.Typer(help="The usage sync to Stripe Meters of the plans Stripe invoices (SPEC §16).",
+                         no_args_is_help=True)
+app.add_typer(stripe_app, name="stripe")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(quality_app, name="quality")
 
@@ -282,6 +285,29 @@ def invoices_list(
         )
 
 
+@stripe_app.command("sync-status")
+def stripe_sync_status() -> None:
+    """Per subscription: meter events sent, calls pending, hours corrected and unsynced; then each
+    unsynced hour with its reason."""
+    from billing.stripe_sync import sync_status
+
+    subscriptions, hours = sync_status()
+    for row in subscriptions:
+        console.print(
+            f"{row['subscription_id']}: sent {row['sent']}, pending {row['pending']}, corrected {row['corrected']},"
+            f" unsynced {row['unsynced']}; last answer {row['last_sent_at'] or 'never'}",
+            highlight=False, soft_wrap=True,
+        )
+    for hour in hours:
+        console.print(
+            f"[yellow]unsynced {hour['subscription_id']} {hour['event_name']} {hour['hour_start']:%Y-%m-%d %H:%M}Z:"
+            f" warehouse {hour['warehouse_quantity']}, Stripe {hour['stripe_quantity']}: {hour['reason']}[/]",
+            highlight=False, soft_wrap=True,
+        )
+    if not subscriptions and not hours:
+        console.print("nothing synced to Stripe yet")
+
+
 @invoices_app.command("show")
 def invoices_show(invoice: str = typer.Argument(..., help="Invoice id or number.")) -> None:
     """Show an invoice with its lines and charge attempts."""
@@ -307,6 +333,24 @@ def invoices_show(invoice: str = typer.Argument(..., help="Invoice id or number.
     console.print(lines)
     for attempt in detail.attempts:
         console.print(f"charge attempt {attempt['attempt_no']}: {attempt['status']} {attempt['failure_code'] or ''}")
+
+
+@invoices_app.command("pdf")
+def invoices_pdf(
+    invoice: str = typer.Argument(..., help="Invoice id or number."),
+    output: Path = typer.Option(None, "--output", "-o", help="The file to write (default: the invoice's stored PDF)."),
+) -> None:
+    """Render an invoice as it stands now (paid amounts, a VOID mark) to its stored PDF or to -o FILE."""
+    from billing.invoice_admin import InvoiceNotFound
+    from billing.invoice_pdfs import write_invoice_pdf
+
+    try:
+        pdf = write_invoice_pdf(invoice, output=output)
+    except InvoiceNotFound as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot write {error.filename or output}: {error.strerror}")
+    console.print(f"{pdf.invoice_number}: {pdf.path}" + ("" if pdf.written else " (unchanged)"), highlight=False)
 
 
 @invoices_app.command("void")
@@ -355,21 +399,47 @@ def usage(customer_id: str) -> None:
 
     from billing.usage_report import current_usage
 
-    rows = current_usage(customer_id)
-    if not rows:
-        fail(f"no active subscription with usage for customer '{customer_id}' (as of the last pipeline run)")
-    first = rows[0]
-    table = Table(
-        "meter", "used", "included left", "so far", "projected",
-        title=f"{customer_id} · {first['subscription_id']} · {first['period_start']:%Y-%m-%d %H:%M} → "
-              f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}",
-    )
+    rows = _current_period_rows(current_usage, customer_id)
+    table = Table("meter", "used", "included left", "so far", "projected", title=_current_period_title(rows[0]))
     for row in rows:
         table.add_row(
             row["display_name"], _plain(row["quantity"]), _plain(row["included_units_left"]),
             _money(row["amount_minor"], row["currency"]), _money(row["projected_amount_minor"], row["currency"]),
         )
     console.print(table)
+
+
+@app.command()
+def entitlements(customer_id: str) -> None:
+    """Usage limits this period (SPEC §15), per meter: used, limit, remaining, behavior, state."""
+    from rich.table import Table
+
+    from billing.usage_report import entitlements as customer_entitlements
+
+    rows = _current_period_rows(customer_entitlements, customer_id)
+    table = Table("meter", "used", "limit", "remaining", "behavior", "state", title=_current_period_title(rows[0]))
+    for row in rows:
+        table.add_row(row["display_name"], _plain(row["usage"]), _plain(row["usage_limit"]) or "none",
+                      _plain(row["remaining"]), row["limit_behavior"], row["state"])
+    console.print(table)
+
+
+def _current_period_rows(read, customer_id: str) -> list[dict]:
+    """A usage mart's rows for the customer, or one line saying why there are none."""
+    from billing.usage_report import UsageNotReported
+
+    try:
+        rows = read(customer_id)
+    except UsageNotReported as error:
+        fail(str(error))
+    if not rows:
+        fail(f"customer '{customer_id}' has no active subscription with a plan charge (as of the last pipeline run)")
+    return rows
+
+
+def _current_period_title(first: dict) -> str:
+    return (f"{first['customer_id']} · {first['subscription_id']} · {first['period_start']:%Y-%m-%d %H:%M} → "
+            f"{first['period_end']:%Y-%m-%d %H:%M} UTC · as of {first['as_of']:%Y-%m-%d %H:%M}")
 
 
 @analyst_app.command("add")

@@ -1,6 +1,7 @@
-"""What every DAG of the project shares: its tasks' operational settings (`DEFAULT_ARGS`), the
-`billing.run.failed` announcement of a task that failed for good, the `dispatch_webhooks` task, and
-the settings of a task that calls the payment gateway (`gateway_task`, billing.shards).
+"""What every DAG of the project shares: how it runs (`RUN_SETTINGS`, `WINDOW_PARAMS`), its tasks'
+operational settings (`DEFAULT_ARGS`), the `billing.run.failed` announcement of a task that failed
+for good, the `dispatch_webhooks` and `update_usage` tasks, and the settings of a task that calls
+the payment gateway (`gateway_task`, billing.shards).
 
 - **Retries.** Every task is idempotent, so a failed one is tried again, `RETRIES` times,
   `BILLING_TASK_RETRY_DELAY` apart (default 1 minute): a dropped connection, a dbt hiccup or a
@@ -27,14 +28,16 @@ import logging
 from contextlib import nullcontext
 from datetime import timedelta
 
+import pendulum
 from airflow.sdk import task
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from billing.quality.gates import GateFailed
-from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held
+from billing.runs import BillingRun, RunLeaseBusy, RunLeaseLost, held, leased
 from billing.settings import task_retry_delay
 from billing.shards import GATEWAY_POOL, ONE_SHARD, Shard, gateway_task_slots
+from billing.window import EARLIEST_AS_OF
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,17 @@ DEFAULT_ARGS = {
     "execution_timeout": TASK_TIMEOUT,
     "on_failure_callback": announce_failure,
 }
+# How every DAG runs, besides its schedule: one run at a time; no catching up on missed schedules
+# (a backfill replays the past on purpose); any logical date since EARLIEST_AS_OF (a migration
+# replays years of history, SPEC §10).
+RUN_SETTINGS = {
+    "start_date": pendulum.instance(EARLIEST_AS_OF),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+}
+# The params of a DAG that works on a window (billing.window.ClosingWindow): its as_of and grace.
+WINDOW_PARAMS = {"as_of": None, "grace": "1 hour"}
 
 
 def gateway_task() -> dict:
@@ -112,6 +126,16 @@ def dispatch_webhooks(run: dict | None = None, shard: dict | None = None) -> dic
 
     with held(BillingRun(**run)) if run else nullcontext():
         return deliver(shard=Shard(**shard) if shard else ONE_SHARD).__dict__
+
+
+@task(execution_timeout=MODEL_BUILD_TIMEOUT)
+@leased
+def update_usage(run: dict) -> dict:
+    """Bring the usage models up to date with the events ingested since the last run (incremental,
+    docs/incremental.md): the hourly DAGs that read usage build it first."""
+    from billing import transform
+
+    return transform.update_usage(**run["window"]).__dict__
 
 
 def _as_of(context) -> str | None:

@@ -81,7 +81,7 @@ def show_invoice(reference: str) -> InvoiceDetail:
     """An invoice by id or number, with its lines and charge attempts."""
     with connect() as connection:
         cursor = connection.cursor(row_factory=dict_row)
-        invoice = _find(cursor, reference)
+        invoice = find_invoice(cursor, reference)
         lines = cursor.execute(
             "select * from billing.invoice_lines where invoice_id = %s order by line_no", (invoice["invoice_id"],)
         ).fetchall()
@@ -96,7 +96,7 @@ def void_invoice(reference: str, *, reason: str) -> dict:
     """Void an unpaid invoice and announce it (`billing.invoice.voided`), in one transaction."""
     with connect() as connection:
         cursor = connection.cursor(row_factory=dict_row)
-        invoice = _find(cursor, reference, lock=True)
+        invoice = find_invoice(cursor, reference, lock=True)
         if invoice["status"] not in VOIDABLE:
             raise VoidNotAllowed(
                 f"invoice_{invoice['status']}",
@@ -121,7 +121,7 @@ def void_invoice(reference: str, *, reason: str) -> dict:
     return voided
 
 
-def _find(cursor, reference: str, *, lock: bool = False) -> dict:
+def find_invoice(cursor, reference: str, *, lock: bool = False) -> dict:
     invoice = cursor.execute(
         "select * from billing.invoices where invoice_id = %(ref)s or invoice_number = %(ref)s"
         + (" for update" if lock else ""),

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from billing.credits import CreditBalances
+from billing.settings import invoice_pdf_location
 from billing.warehouse import connect
 from billing.webhooks.outbox import enqueue_event
 
@@ -155,12 +156,13 @@ def _insert_line(connection, draft: dict, *, line_no: int, kind: str, amount_min
 
 
 def announce_invoice(connection, invoice: dict) -> str:
-    """Enqueue `billing.invoice.generated` for the invoice, in the caller's transaction."""
+    """Enqueue `billing.invoice.generated` for the invoice, in the caller's transaction, with where
+    its PDF is: the close writes it before its dispatch_webhooks (billing.invoice_pdfs)."""
     return enqueue_event(
         connection,
         event_type=INVOICE_GENERATED,
         subject_id=invoice["invoice_id"],
-        data=invoice_payload(invoice),
+        data={**invoice_payload(invoice), **invoice_pdf_location(invoice["invoice_number"])},
     )
 
 

@@ -20,3 +20,10 @@ def format_minor(amount_minor: int, currency: str) -> str:
     """'USD 1,238.77' from (123877, 'USD')."""
     exponent = minor_units()[currency]
     return f"{currency} {Decimal(amount_minor).scaleb(-exponent):,.{exponent}f}"
+
+
+def format_price(amount: Decimal, currency: str) -> str:
+    """'USD 0.001', 'USD 99.00', 'JPY 0.5' from an unrounded major-unit price: every digit it has, at
+    least the currency's minor ones."""
+    digits = max(minor_units()[currency], -Decimal(amount).normalize().as_tuple().exponent)
+    return f"{currency} {Decimal(amount):,.{digits}f}"

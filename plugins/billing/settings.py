@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,43 @@ def billing_home() -> Path:
 def configured_warehouse_url() -> str | None:
     """`BILLING_WAREHOUSE_URL` when the operator points us at their own PostgreSQL."""
     return os.environ.get("BILLING_WAREHOUSE_URL") or None
+
+
+def invoice_pdf_path(invoice_number: str) -> Path:
+    """Where an invoice's PDF is stored: `<number>.pdf` in `BILLING_INVOICE_PDF_DIR` (default
+    BILLING_HOME/invoices)."""
+    folder = os.environ.get("BILLING_INVOICE_PDF_DIR")
+    return (Path(folder).resolve() if folder else billing_home() / "invoices") / f"{invoice_number}.pdf"
+
+
+def invoice_pdf_location(invoice_number: str) -> dict[str, str]:
+    """Where `billing.invoice.generated` says the PDF is: `pdf_url` under
+    `BILLING_INVOICE_PDF_URL_PREFIX` when set (the operator serves or syncs the folder there), else
+    the file's `pdf_path`."""
+    prefix = os.environ.get("BILLING_INVOICE_PDF_URL_PREFIX")
+    if prefix:
+        return {"pdf_url": f"{prefix.rstrip('/')}/{invoice_number}.pdf"}
+    return {"pdf_path": str(invoice_pdf_path(invoice_number))}
+
+
+@dataclass(frozen=True)
+class Seller:
+    """Who issues the invoices, as their PDFs name them."""
+
+    name: str
+    address: tuple[str, ...]
+    email: str | None
+
+
+def seller() -> Seller:
+    """`BILLING_SELLER_NAME`, `BILLING_SELLER_ADDRESS` (lines separated by newlines or `\\n`) and
+    `BILLING_SELLER_EMAIL`. An unset name shows as a hint to set it, rather than as no seller."""
+    address = os.environ.get("BILLING_SELLER_ADDRESS") or ""
+    return Seller(
+        name=os.environ.get("BILLING_SELLER_NAME") or "(set BILLING_SELLER_NAME)",
+        address=tuple(line.strip() for line in address.replace("\\n", "\n").splitlines() if line.strip()),
+        email=os.environ.get("BILLING_SELLER_EMAIL") or None,
+    )
 
 
 def run_lease_ttl() -> timedelta:
@@ -72,10 +110,9 @@ def _count(variable: str, default: int) -> int:
 
 
 def _duration(variable: str, default: str) -> timedelta:
-    from billing.window import parse_duration
+    from billing.window import duration
 
     try:
-        amount, unit = parse_duration(os.environ.get(variable) or default).split()
+        return duration(os.environ.get(variable) or default)
     except ValueError as error:
         raise ValueError(f"{variable}: {error}") from None
-    return timedelta(**{unit: int(amount)})

@@ -1,13 +1,16 @@
-"""Mid-period webhooks (SPEC §8): overage alerts, daily usage snapshots, rejected-event reports.
+"""Mid-period webhooks (SPEC §8, §15): overage alerts, usage limits reached, daily usage snapshots,
+rejected-event reports.
 
 Each event's id is derived from what it is about, so every hourly run may try again and the
-outbox keeps the first: one alert per subscription × period × meter × threshold, one snapshot per
-subscription per day, one rejected-events report per pipeline window.
+outbox keeps the first: one alert per subscription × period × meter × threshold, one limit reached
+per subscription × period × meter, one snapshot per subscription per day, one rejected-events
+report per pipeline window.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from psycopg.rows import dict_row
@@ -16,6 +19,7 @@ from billing.warehouse import connect
 from billing.webhooks.outbox import enqueue_event, enqueued_subjects
 
 SUBSCRIBER_OVERAGE = "billing.subscriber_overage"
+SUBSCRIBER_LIMIT_REACHED = "billing.subscriber_limit.reached"
 SUBSCRIBER_USAGE = "billing.subscriber_usage"
 EVENTS_REJECTED = "billing.events.rejected"
 EXAMPLES_PER_REASON = 3
@@ -32,6 +36,13 @@ where usage.included_units > 0
 order by usage.subscription_id, usage.event_name, threshold
 """
 
+# Limits the current usage has reached; the mart decides what "reached" means, for every behavior.
+REACHED_LIMITS = """
+select * from billing_marts.customer_entitlements
+where is_limit_reached
+order by subscription_id, event_name
+"""
+
 REJECTED_IN_WINDOW = """
 select reject_reason, reference, customer_id, event_name, value, occurred_at, ingested_at
 from billing_marts.fct_rejected_usage_events
@@ -42,17 +53,24 @@ order by reject_reason, ingested_at, reference
 
 def announce_overages() -> int:
     """`billing.subscriber_overage` for every threshold crossed this period; returns how many rows qualified."""
-    with connect() as connection:
-        crossed = connection.cursor(row_factory=dict_row).execute(CROSSED_THRESHOLDS).fetchall()
-        for usage in crossed:
-            enqueue_event(
-                connection,
-                event_type=SUBSCRIBER_OVERAGE,
-                subject_id="/".join([usage["subscription_id"], usage["period_start"].isoformat(),
-                                     usage["event_name"], str(usage["threshold"])]),
-                data={**_usage_payload(usage), "threshold_percent": usage["threshold"]},
-            )
-    return len(crossed)
+    return _announce_each(
+        SUBSCRIBER_OVERAGE, CROSSED_THRESHOLDS,
+        subject=lambda usage: [usage["subscription_id"], usage["period_start"].isoformat(), usage["event_name"],
+                               str(usage["threshold"])],
+        data=lambda usage: {**_usage_payload(usage), "threshold_percent": usage["threshold"]},
+    )
+
+
+def announce_limits_reached() -> int:
+    """`billing.subscriber_limit.reached` for every usage limit reached this period; returns how many rows qualified."""
+    return _announce_each(
+        SUBSCRIBER_LIMIT_REACHED, REACHED_LIMITS,
+        subject=lambda entitlement: [entitlement["subscription_id"], entitlement["period_start"].isoformat(),
+                                     entitlement["event_name"]],
+        data=lambda entitlement: {key: entitlement[key] for key in (
+            "customer_id", "subscription_id", "event_name", "period_start", "period_end", "as_of", "usage",
+            "usage_limit", "limit_behavior", "state")},
+    )
 
 
 def announce_usage_snapshots() -> int:
@@ -106,6 +124,16 @@ def announce_rejected_events(*, since: datetime, until: datetime) -> int:
                       "reasons": _by_reason(rejected)},
             )
     return len(rejected)
+
+
+def _announce_each(event_type: str, sql: str, *, subject: Callable[[dict], list[str]],
+                   data: Callable[[dict], dict]) -> int:
+    """One event of `event_type` per row of `sql`, its subject the parts `subject` names; returns the rows."""
+    with connect() as connection:
+        rows = connection.cursor(row_factory=dict_row).execute(sql).fetchall()
+        for row in rows:
+            enqueue_event(connection, event_type=event_type, subject_id="/".join(subject(row)), data=data(row))
+    return len(rows)
 
 
 def _by_reason(rejected: list[dict]) -> dict[str, dict]:

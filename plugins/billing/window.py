@@ -86,6 +86,12 @@ def parse_duration(text: str) -> str:
     return f"{int(match.group(1))} {_UNITS[match.group(2)]}"
 
 
+def duration(text: str) -> timedelta:
+    """A duration `parse_duration` accepts, as a timedelta."""
+    amount, unit = parse_duration(text).split()
+    return timedelta(**{unit: int(amount)})
+
+
 def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -95,7 +95,8 @@ def refused(url: str, statement: str) -> bool:
 def test_the_analyst_reads_every_mart_as_the_superuser_does(analyst: str) -> None:
     relations = marts()
     assert {"fct_meter_usage", "fct_rejected_usage_events", "fct_usage_event_duplicates",
-            "customer_usage_current_period", "fct_draft_invoices"} <= set(relations)
+            "customer_usage_current_period", "customer_entitlements", "fct_over_limit_usage",
+            "fct_draft_invoices"} <= set(relations)
     seen = counts(analyst, relations)
     assert seen == counts(None, relations)
     # the June close: 3,500 calls in one period, one rejected event, one duplicate

@@ -132,6 +132,14 @@ def _charge(rng: random.Random, event_name: str, currency: str) -> dict:
             if rng.random() < 0.3:
                 tier["flat_fee"] = Decimal(rng.choice(BASE_FEES[currency][1:]))
             charge["tiers"].append(tier)
+    # SPEC §15: a limit on the quantity (hard caps what is billed; percentage charges take none),
+    # drawn from a generator of its own so that the rest of a seed's scenario is what it was before
+    # limits (tests name customers of those scenarios)
+    limits = random.Random(repr(rng.getstate()))
+    if limits.random() < 0.4:
+        charge["usage_limit"] = (Decimal(limits.randint(0, 2 * scale)) if limits.random() < 0.8
+                                 else _dec(limits, 0, scale, 2))
+        charge["limit_behavior"] = limits.choice(["notify", "soft", "hard", "hard"])
     return charge
 
 

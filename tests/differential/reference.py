@@ -62,6 +62,8 @@ Readings of SPEC where it leaves room (the generator avoids the ones marked *avo
  R15 Issue order: (period_end, period_start, subscription_id); numbers INV-000001… gapless,
      starting after the invoices already issued (`first_number`).
  R16 Line order: base fee, then usage lines by event_name, then the credit line.
+ R17 Usage limits (§15): a `hard` limit caps q before anything else, q = min(q, usage_limit), and
+     the line's quantity is that q; `notify` and `soft` (the default) bill as if there were none.
 
 A one-off probe of the pipeline (not kept as a test) found it agrees with R1 (a full tie: the first
 row of the file wins), R2 (blank action = increment), R3 (negative value on count/count_unique is
@@ -266,6 +268,7 @@ class Catalog:
                 for key in ("unit_price", "package_size", "percentage_rate"):
                     charge[key] = None if charge.get(key) is None else frac(charge[key])
                 charge["included_units"] = frac(charge.get("included_units") or 0)
+                charge["usage_limit"] = None if charge.get("usage_limit") is None else frac(charge["usage_limit"])
                 charge["fixed_fee_per_event"] = frac(charge.get("fixed_fee_per_event") or 0)
                 charge["tiers"] = [
                     {"up_to": None if t.get("up_to") is None else frac(t["up_to"]),
@@ -592,6 +595,8 @@ def compute_invoices(
             quantity, count = aggregate(
                 meter, period, in_period, history.get((subscription["customer_id"], charge["event_name"]), [])
             )
+            if charge.get("limit_behavior") == "hard" and charge["usage_limit"] is not None:
+                quantity = min(quantity, charge["usage_limit"])
             invoice.lines.append(Line(
                 "usage", charge["event_name"], quantity, round_half_away(rate(charge, quantity, count), digits),
             ))

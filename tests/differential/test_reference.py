@@ -234,3 +234,23 @@ def test_customer_state_survives_a_plan_change():
     assert lines(feb2) == {"gb": 10, "seats": 5, "vm": 13}
     assert lines(march) == {"gb": 6, "seats": 5, "vm": 0}
     assert [line.amount_minor for line in march.lines] == [1_200, 1_000, 0]
+
+
+def test_a_hard_limit_caps_the_quantity_before_included_units():
+    """SPEC §15: 1,500 calls, limit 1,000, 100 included, 0.05 each: hard bills 900 × 0.05 = 45.00 on a
+    quantity of 1,000; soft and notify bill 1,400 × 0.05 = 70.00."""
+    catalog = {
+        "meters": [{"event_name": "api_call", "aggregation": "sum"}],
+        "plans": [{"plan_id": behavior, "currency": "USD", "interval": "month",
+                   "charges": [{"event_name": "api_call", "pricing_model": "per_unit", "unit_price": D("0.05"),
+                                "included_units": 100, "usage_limit": 1000, "limit_behavior": behavior}]}
+                  for behavior in ("hard", "soft", "notify")],
+        "customers": [{"customer_id": behavior, "currency": "USD"} for behavior in ("hard", "soft", "notify")],
+        "subscriptions": [{"subscription_id": f"s_{behavior}", "customer_id": behavior, "plan_id": behavior,
+                           "started_at": "2026-06-01T00:00:00Z"} for behavior in ("hard", "soft", "notify")],
+    }
+    events = [event(f"e_{behavior}", behavior, "api_call", D(1_500), "2026-06-05T00:00:00Z")
+              for behavior in ("hard", "soft", "notify")]
+    invoices, _ = compute_invoices(catalog, events, "2026-07-01T01:00:00Z")
+    assert {i.subscription_id: [(line.quantity, line.amount_minor) for line in i.lines] for i in invoices} == {
+        "s_hard": [(1_000, 4_500)], "s_soft": [(1_500, 7_000)], "s_notify": [(1_500, 7_000)]}

@@ -64,6 +64,20 @@ class FakeStripe:
         self._server.shutdown()
         self._server.server_close()
 
+    def post(self, path: str, form: dict, key: str | None) -> tuple[int, dict, float]:
+        """Answer a POST: (HTTP status, body, seconds to wait before answering)."""
+        if path != "/v1/payment_intents":
+            return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}, 0.0
+        return self.create_payment_intent(form, key)
+
+    def get(self, path: str, query: dict) -> tuple[int, dict]:
+        """Answer a GET: (HTTP status, body)."""
+        intent = self.intents.get(path.removeprefix("/v1/payment_intents/"))
+        if intent is None:
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": "No such payment_intent"}}
+        return 200, intent
+
     def settle(self, intent_id: str) -> None:
         self.intents[intent_id]["status"] = "succeeded"
 
@@ -131,23 +145,15 @@ def _handler_for(stripe: FakeStripe) -> type[BaseHTTPRequestHandler]:
             form = _parse_form(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
             if not self._seen_and_authorized(form):
                 return
-            if self.path != "/v1/payment_intents":
-                return self._reply(
-                    404,
-                    {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}},
-                )
-            status, body, delay = stripe.create_payment_intent(form, self.headers.get("Idempotency-Key"))
+            status, body, delay = stripe.post(self.path, form, self.headers.get("Idempotency-Key"))
             time.sleep(delay)
             self._reply(status, body)
 
         def do_GET(self) -> None:
-            if not self._seen_and_authorized({}):
+            path, _, query = self.path.partition("?")
+            if not self._seen_and_authorized(_parse_form(query)):
                 return
-            intent = stripe.intents.get(self.path.removeprefix("/v1/payment_intents/"))
-            if intent is None:
-                return self._reply(404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                                   "message": "No such payment_intent"}})
-            self._reply(200, intent)
+            self._reply(*stripe.get(path, _parse_form(query)))
 
         def _seen_and_authorized(self, form: dict) -> bool:
             stripe.requests.append(SeenRequest(self.command, self.path, dict(self.headers), form))

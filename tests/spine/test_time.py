@@ -103,7 +103,8 @@ def test_a_future_as_of_is_refused_everywhere_before_anything_runs(warehouse, tm
     assert "is in the future" in outcome.failure_messages["begin_run"]
     assert set(outcome.not_run) == {
         "check_raw_contracts", "build_event_models", "check_closing_events", "rate_draft_invoices",
-        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "dispatch_webhooks", "end_run",
+        "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "render_invoice_pdfs",
+        "dispatch_webhooks", "end_run",
     }
     assert query("select count(*) from billing.invoices") == [(0,)]
     assert query("select count(*) from billing.runs") == [(0,)]

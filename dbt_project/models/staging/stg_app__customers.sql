@@ -12,6 +12,7 @@ renamed as (
         ---------- ids
         customer_id,
         payment_method_id,
+        {{ blank_as_null('stripe_customer_id') }} as stripe_customer_id,
 
         ---------- dimensions
         name as customer_name,

@@ -18,6 +18,8 @@ renamed as (
         aggregation,
         property as aggregated_property,
         unit,
+        {{ blank_as_null('stripe_meter_event_name') }}
+            as stripe_meter_event_name,
 
         ---------- flags
         -- SPEC §2: every aggregation but count and count_unique reads `value`

@@ -16,13 +16,15 @@ renamed as (
         ---------- dimensions
         pricing_model,
         alert_thresholds,
+        limit_behavior,
 
         ---------- measures
         unit_price,
         included_units,
         package_size,
         percentage_rate,
-        fixed_fee_per_event
+        fixed_fee_per_event,
+        usage_limit
 
     from source
 

@@ -16,6 +16,7 @@ renamed as (
         name as plan_name,
         upper(currency) as currency,
         interval as billing_interval,
+        invoiced_by,
 
         ---------- measures
         base_fee

@@ -1,7 +1,8 @@
 """The Stripe gateway: each charge attempt is one off-session PaymentIntent, created and confirmed at once.
 
 Configured from the environment: `BILLING_STRIPE_API_KEY` (required), `BILLING_STRIPE_API_BASE`
-(default: Stripe's API) and `BILLING_STRIPE_TIMEOUT` (seconds, default 30).
+(default: Stripe's API) and `BILLING_STRIPE_TIMEOUT` (seconds, default 30). The usage sync to
+Stripe's meters (billing.stripe_sync) talks to the same account through `stripe_client`.
 """
 
 from __future__ import annotations
@@ -27,25 +28,13 @@ class StripeGateway:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_network_retries: int = 0,
     ):
-        # NOTE: no retries in the SDK by default: a pending attempt is re-sent with the same key by the
-        # next charging run, and in-call retries would multiply the timeout for every unanswered charge.
-        self._client = stripe.StripeClient(
-            api_key,
-            base_addresses={"api": api_base},
-            max_network_retries=max_network_retries,
-            http_client=stripe.RequestsClient(timeout=timeout),
+        self._client = stripe_client(
+            api_key, api_base=api_base, timeout=timeout, max_network_retries=max_network_retries
         )
 
     @classmethod
     def from_environment(cls) -> StripeGateway:
-        api_key = os.environ.get(API_KEY_ENV)
-        if not api_key:
-            raise ValueError(f"the stripe payment gateway needs an API key in {API_KEY_ENV}")
-        return cls(
-            api_key,
-            api_base=os.environ.get(API_BASE_ENV) or stripe.DEFAULT_API_BASE,
-            timeout=float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS),
-        )
+        return cls(**stripe_settings())
 
     def charge(self, request: ChargeRequest) -> ChargeOutcome:
         """Charge the payment method; a declined or invalid charge fails, an unanswered one raises OutcomeUnknown.
@@ -99,6 +88,32 @@ class StripeGateway:
             return self._client.v1.payment_intents.retrieve(intent.id)
         except stripe.StripeError as error:
             raise _unknown(error) from error
+
+
+def stripe_settings() -> dict:
+    """The Stripe account's settings from the environment: `api_key`, `api_base`, `timeout`."""
+    api_key = os.environ.get(API_KEY_ENV)
+    if not api_key:
+        raise ValueError(f"talking to Stripe needs an API key in {API_KEY_ENV}")
+    return {
+        "api_key": api_key,
+        "api_base": os.environ.get(API_BASE_ENV) or stripe.DEFAULT_API_BASE,
+        "timeout": float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_SECONDS),
+    }
+
+
+def stripe_client(
+    api_key: str, *, api_base: str = stripe.DEFAULT_API_BASE, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    max_network_retries: int = 0,
+) -> stripe.StripeClient:
+    # NOTE: no retries in the SDK by default: a pending call is re-sent with the same key or identifier
+    # by the next run, and in-call retries would multiply the timeout for every unanswered call.
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=max_network_retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
 
 
 def _unknown(error: stripe.StripeError) -> OutcomeUnknown:

@@ -3,6 +3,7 @@
 billing_cycle_close:  check_raw_contracts → build events → check_closing_events → rate drafts →
                       check_draft_invoices → issue → check_ledger → charge → webhooks
 charge_retries:       check_ledger → retry failed charges → webhooks
+stripe_usage_sync:    sync usage → reconcile with Stripe → check_stripe_sync → webhooks
 
 "Closing" means closed as of the run (dbt's `is_closed`, from as_of and grace) and not invoiced
 yet (int_subscription_periods__awaiting_invoice): the periods this run is about to issue. "The
@@ -26,7 +27,7 @@ from billing.quality.contract_gate import contract_tables_version, literal, raw_
 from billing.transform import ref
 from billing.window import ClosingWindow
 
-GATES = ("raw_contracts", "closing_events", "draft_invoices", "ledger")
+GATES = ("raw_contracts", "closing_events", "draft_invoices", "ledger", "stripe_sync")
 
 
 def _closing_periods() -> str:
@@ -88,6 +89,12 @@ def check_ledger(*, as_of: str | datetime, grace: str | None = None) -> GateResu
     return enforce(run_gate(ledger_gate(window), run_label=_label(window.as_of)))
 
 
+def check_stripe_sync(*, as_of: str, grace: str) -> GateResult:
+    """Stop the run if Stripe's usage of a period it is about to invoice differs from the warehouse's."""
+    window = ClosingWindow.parse(as_of, grace)
+    return enforce(run_gate(stripe_sync_gate(window), run_label=_label(window.as_of)))
+
+
 def gate_for(name: str, window: ClosingWindow) -> Gate:
     """Any gate by name, as the DAGs would build it for `window` (for the CLI)."""
     builders = {
@@ -95,6 +102,7 @@ def gate_for(name: str, window: ClosingWindow) -> Gate:
         "closing_events": lambda: closing_events_gate(window, load_quality_config().closing_events),
         "draft_invoices": lambda: draft_invoices_gate(window),
         "ledger": lambda: ledger_gate(window),
+        "stripe_sync": lambda: stripe_sync_gate(window),
     }
     if name not in builders:
         raise ValueError(f"unknown gate {name!r} (known: {', '.join(GATES)})")
@@ -457,14 +465,17 @@ def _event_reconciliation() -> str:
 
 
 def _quantity_mismatches() -> str:
-    """Usage lines of the closing drafts whose event count (all aggregations) or quantity (`count`,
+    """Usage lines of the closing drafts whose event count (all aggregations) or usage (`count`,
     and `sum` without `set` events) differs from the attributed events; and charged meters with
-    events but no line."""
+    events but no line. A line's usage is its quantity plus the units a hard limit left unbilled
+    (SPEC §15, `over_limit_units` in its detail)."""
     return f"""
         with drafts as ({_closing_drafts()}),
         lines as (
             select drafts.invoice_id, drafts.subscription_id, drafts.period_start, drafts.plan_id,
-                lines.event_name, lines.quantity, (lines.detail ->> 'count_events')::bigint as line_count_events
+                lines.event_name,
+                lines.quantity + coalesce((lines.detail ->> 'over_limit_units')::numeric, 0) as quantity,
+                (lines.detail ->> 'count_events')::bigint as line_count_events
             from drafts
             inner join {ref('fct_draft_invoice_lines')} as lines
                 on drafts.invoice_id = lines.invoice_id
@@ -563,6 +574,27 @@ def ledger_gate(window: ClosingWindow) -> Gate:
             """,
             key_columns=("invoice_id",),
             expectations=no_rows,
+        ),
+    ))
+
+
+def stripe_sync_gate(window: ClosingWindow) -> Gate:
+    """Before Stripe finalises a synced period (SPEC §16): what its event summaries hold, as the
+    run's reconciliation recorded them, equals the warehouse's usage, per period × meter."""
+    from billing.quality.runner import load_great_expectations
+
+    expect = load_great_expectations().expectations
+    return Gate("stripe_sync", as_of=window.as_of, params={"as_of": window.as_of}, checks=(
+        Check(
+            "reconciled_with_stripe",
+            """
+                select subscription_id, event_name, period_start, period_end, customer_id, stripe_customer_id,
+                    stripe_meter_id, warehouse_quantity, stripe_quantity
+                from billing.stripe_usage_reconciliations
+                where checked_for = {as_of} and stripe_quantity != warehouse_quantity
+            """,
+            key_columns=("subscription_id", "event_name", "period_start"),
+            expectations=(expect.ExpectTableRowCountToEqual(value=0),),
         ),
     ))
 

@@ -35,7 +35,9 @@ def _window(as_of: str, grace: str):
 
 @app.command("acknowledge")
 def acknowledge(
-    gate: str = typer.Option(..., "--gate", help="Gate name: raw_contracts, closing_events, draft_invoices, ledger."),
+    gate: str = typer.Option(
+        ..., "--gate", help="Gate name: raw_contracts, closing_events, draft_invoices, ledger, stripe_sync."
+    ),
     check: str = typer.Option(..., "--check", help="The failed check to let through (as named in the failure)."),
     as_of: str = typer.Option(..., "--as-of", help="The window: the run's as_of, as shown in the failure (ISO 8601)."),
     reason: str = typer.Option(..., "--reason", help="Why this anomaly is known and acceptable."),
@@ -77,7 +79,7 @@ def acknowledgements(gate: str = typer.Option(None, "--gate", help="Only this ga
 
 @app.command("check")
 def check(
-    gate: str = typer.Argument(..., help="raw_contracts, closing_events, draft_invoices or ledger."),
+    gate: str = typer.Argument(..., help="raw_contracts, closing_events, draft_invoices, ledger or stripe_sync."),
     as_of: str = typer.Option(..., "--as-of", help="The window's logical time (ISO 8601; UTC if no offset)."),
     grace: str = typer.Option(DEFAULT_GRACE, "--grace"),
 ) -> None:

@@ -318,3 +318,65 @@ cross join lateral (
         end as gives_up_at
 ) as times
 where latest.status = 'failed';
+
+-- Usage sync to Stripe (SPEC §16, billing.stripe_sync): every call to Stripe's meters API, one row
+-- per meter event or cancel (meter event adjustment), recorded `pending` before the call and
+-- resolved after it, so a crash in between re-sends the same identifier (Stripe keeps one event
+-- per identifier) instead of sending the hour twice. `value` is what the row adds to Stripe's
+-- total for the hour: an event's value, a cancel's minus the cancelled event's. `resolved_at` of
+-- a sent event starts Stripe's 24 h cancel window.
+create table if not exists billing.stripe_usage_sends (
+    identifier text primary key,
+    subscription_id text not null,
+    event_name text not null,
+    hour_start timestamptz not null,
+    version int not null,
+    kind text not null check (kind in ('usage', 'correction', 'cancel')),
+    cancels text references billing.stripe_usage_sends,
+    stripe_customer_id text not null,
+    stripe_event_name text not null,
+    value numeric not null,
+    status text not null check (status in ('pending', 'sent', 'refused')),
+    error text,
+    -- the as_of of the run that made it
+    sent_for timestamptz not null,
+    created_at timestamptz not null default now(),
+    resolved_at timestamptz,
+    unique (subscription_id, event_name, hour_start, version),
+    check ((kind = 'cancel') = (cancels is not null))
+);
+
+create index if not exists stripe_usage_sends_pending
+    on billing.stripe_usage_sends (created_at)
+    where status = 'pending';
+
+-- Hours whose usage the sync cannot express in Stripe, with why (SPEC §16: listed, not sent): one
+-- row per subscription × meter × hour, as of the latest sync run; an hour leaves once in sync.
+create table if not exists billing.stripe_usage_unsynced (
+    subscription_id text not null,
+    event_name text not null,
+    hour_start timestamptz not null,
+    warehouse_quantity numeric not null,
+    stripe_quantity numeric not null,
+    reason text not null,
+    listed_for timestamptz not null,
+    primary key (subscription_id, event_name, hour_start)
+);
+
+-- Reconciliation before Stripe finalises an invoice (SPEC §16): per subscription period × meter,
+-- what Stripe's event summaries hold and what the warehouse billed, as checked by a sync run
+-- (`checked_for`, its as_of). The gate reconciled_with_stripe fails on a difference.
+create table if not exists billing.stripe_usage_reconciliations (
+    subscription_id text not null,
+    event_name text not null,
+    period_start timestamptz not null,
+    period_end timestamptz not null,
+    customer_id text not null,
+    stripe_customer_id text not null,
+    stripe_meter_id text not null,
+    warehouse_quantity numeric not null,
+    stripe_quantity numeric not null,
+    checked_for timestamptz not null,
+    checked_at timestamptz not null default now(),
+    primary key (subscription_id, event_name, period_start, checked_for)
+);

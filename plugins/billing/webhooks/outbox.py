@@ -24,9 +24,11 @@ EVENT_TYPES = frozenset(
         "billing.invoice.uncollectible",
         "billing.invoice.voided",
         "billing.subscriber_overage",
+        "billing.subscriber_limit.reached",
         "billing.subscriber_usage",
         "billing.events.rejected",
         "billing.run.failed",
+        "billing.usage_sync.mismatch",
     }
 )
 

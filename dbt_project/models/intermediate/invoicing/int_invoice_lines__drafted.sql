@@ -83,7 +83,14 @@ charge_lines as (
             'percentage_rate', usage_lines.percentage_rate,
             'fixed_fee_per_event', nullif(usage_lines.fixed_fee_per_event, 0),
             'tiers', usage_lines.tier_breakdown,
-            'count_events', usage_lines.count_events
+            'count_events', usage_lines.count_events,
+            -- SPEC §15: a hard limit's line bills at most the limit and lists
+            -- the usage above it, unbilled
+            'usage_limit', case
+                when usage_lines.limit_behavior = 'hard'
+                    then usage_lines.usage_limit
+            end,
+            'over_limit_units', nullif(usage_lines.over_limit_units, 0)
         )) as detail
 
     from usage_lines

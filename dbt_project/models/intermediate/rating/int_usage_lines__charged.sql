@@ -104,6 +104,8 @@ charged_usage as (
         charges.package_size,
         charges.percentage_rate,
         charges.fixed_fee_per_event,
+        charges.usage_limit,
+        charges.limit_behavior,
         meters.display_name,
 
         coalesce(usage.quantity, 0) * case

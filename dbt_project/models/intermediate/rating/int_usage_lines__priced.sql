@@ -1,5 +1,6 @@
 {#
-    SPEC §5 rating of every line of int_usage_lines__charged, each basis.
+    SPEC §5 rating of every line of int_usage_lines__charged, each basis,
+    after SPEC §15's hard limit: the one place a quantity is rated.
     Ephemeral, and one pass over the lines (a line and its tiers are joined,
     then grouped back to the line): a caller that keeps one basis
     (line_basis = …) has PostgreSQL rate that basis's lines only.
@@ -20,6 +21,29 @@ tiers as (
 
 ),
 
+-- SPEC §15: a hard limit caps the quantity before anything else is rated,
+-- q = min(q, usage_limit); the usage above it is kept as over_limit_units,
+-- listed and never billed. least and greatest skip a null (no limit).
+limited as (
+
+    select
+        *,
+
+        case
+            when limit_behavior = 'hard' then least(quantity, usage_limit)
+            else quantity
+        end as billed_quantity,
+
+        case
+            when limit_behavior = 'hard'
+                then greatest(quantity - usage_limit, 0)
+            else 0
+        end as over_limit_units
+
+    from charged_usage
+
+),
+
 -- SPEC §5: q' = max(q - included_units, 0); included units and tier bounds
 -- are never prorated. percentage ignores included units.
 billable as (
@@ -28,11 +52,11 @@ billable as (
         *,
 
         case
-            when pricing_model = 'percentage' then quantity
-            else greatest(quantity - included_units, 0)
+            when pricing_model = 'percentage' then billed_quantity
+            else greatest(billed_quantity - included_units, 0)
         end as billable_units
 
-    from charged_usage
+    from limited
 
 ),
 
@@ -111,8 +135,12 @@ rated as (
         package_size,
         percentage_rate,
         fixed_fee_per_event,
+        usage_limit,
+        limit_behavior,
         display_name,
-        quantity,
+        quantity as usage_quantity,
+        billed_quantity as quantity,
+        over_limit_units,
         count_events,
         total_value,
         billable_units,
@@ -153,7 +181,8 @@ rated as (
 
     from tier_units
 
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    group by
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
 
 )
 

@@ -47,18 +47,22 @@ final as (
         {{ as_of() }} as as_of,
         plans.currency,
         so_far.pricing_model,
-        so_far.quantity,
+        -- the usage itself: a hard limit caps only what is billed
+        so_far.usage_quantity as quantity,
         so_far.included_units,
 
         case
             when so_far.pricing_model != 'percentage'
-                then greatest(so_far.included_units - so_far.quantity, 0)
+                then greatest(so_far.included_units - so_far.usage_quantity, 0)
         end as included_units_left,
+
+        so_far.usage_limit,
+        so_far.limit_behavior,
 
         so_far.amount,
         {{ to_minor_units('so_far.amount', 'currencies.minor_unit') }}
             as amount_minor,
-        projected.quantity as projected_quantity,
+        projected.usage_quantity as projected_quantity,
         projected.amount as projected_amount,
         {{ to_minor_units('projected.amount', 'currencies.minor_unit') }}
             as projected_amount_minor
