@@ -332,10 +332,11 @@ def _run_dbt(command: str, *arguments: str, run: dict[str, str] | None = None) -
     BILLING_HOME)."""
     from dbt.cli.main import dbtRunner  # NOTE: here, not at the top: importing dbt takes seconds
 
+    # NOTE: before this command's run values are set: a parse clears them, as any command does
+    manifest = _parsed_project() if command in REUSES_THE_PARSE else None
     for name in [name for name in os.environ if name.startswith("BILLING_RUN_")]:
         del os.environ[name]  # an earlier command's run values
     os.environ.update({**dbt_environment(), **(run or {})})
-    manifest = _parsed_project() if command in REUSES_THE_PARSE else None
     result = dbtRunner(manifest=manifest).invoke([*command.split(), *_dbt_options(), *arguments])
     if result.exception is not None:
         raise TransformFailed(f"dbt could not run: {result.exception}")
