@@ -100,7 +100,7 @@ def load_events(file: Path) -> None:
         result = load_events(file, show_progress=sys.stderr.isatty())
     except LoadError as error:
         fail(f"{file}: refused, nothing loaded: {error}")
-    console.print(f"loaded {result.rows} events from {file}")
+    console.print(f"loaded {result.rows} events from {file}", highlight=False, soft_wrap=True)
     if month := result.month_without_partition:
         errors.print(
             f"note: raw.usage_events has no partition for {month:%Y-%m} and only its owner can create one:"

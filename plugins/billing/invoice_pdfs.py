@@ -236,7 +236,7 @@ def _notes(line: dict, currency: str) -> list[str]:
 
 
 def _tier(tier: dict, currency: str) -> str:
-    bound = "no limit" if tier["up_to"] is None else f"up to {_quantity(tier['up_to'])}"
+    bound = "no limit" if tier.get("up_to") is None else f"up to {_quantity(tier['up_to'])}"
     flat_fee = f" + {format_price(tier['flat_fee'], currency)} flat" if tier.get("flat_fee") else ""
     return f"Tier {tier['tier']} ({bound}): {_quantity(tier['units'])} × {format_price(tier['unit_price'], currency)}" \
         + flat_fee

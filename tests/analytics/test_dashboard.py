@@ -83,7 +83,7 @@ def screenshots(tmp_path_factory) -> Path:
 def test_the_revenue_page_shows_mrr_and_revenue_by_month_plan_meter_and_customer(dashboard, browser, screenshots):
     open_page(browser, dashboard, "Revenue")
     wait_for_text(browser, "Top customers")
-    bridge, by_month, by_plan, by_meter, by_customer = tables(browser)
+    bridge, by_month, by_plan, by_meter, by_customer = tables(browser, 5)
     # MRR (SPEC §11): June = Acme's usage 1,238.77 + Globex 99 + 150 + Initech's base fee 99 (a full
     # month's: the subscription is in force at the month's end) + its usage 0.00; July: Acme 878.24
     # (contraction 360.53), Globex 99.00 (contraction 150.00), Initech 99 + 23.45 (expansion)
@@ -107,7 +107,7 @@ def test_the_revenue_page_shows_mrr_and_revenue_by_month_plan_meter_and_customer
     wait_for_text(browser, "Umbrella KK")
     assert "currency=JPY" in browser.current_url
     # Umbrella's months are Tokyo's: its period from 2026-05-31 15:00Z is June
-    assert tables(browser)[1] == [["service month", "revenue"], ["2026-06", "JPY 617"], ["2026-07", "JPY 618"]]
+    assert tables(browser, 5)[1] == [["service month", "revenue"], ["2026-06", "JPY 617"], ["2026-07", "JPY 618"]]
     save(browser, screenshots, "revenue_jpy")
 
 
@@ -118,7 +118,7 @@ def test_the_receivables_page_shows_what_is_owed_the_dunning_queue_and_payment_s
     wait_for_text(browser, "Payment success")
     # open: Globex 249.00 and 99.00; payment_failed: Initech 49.50 and 122.45, Umbrella JPY 617 and 618
     assert metrics(browser) == {"Owed in JPY": "JPY 1,235", "Owed in USD": "USD 519.95", "Invoices in dunning": "4"}
-    aging_jpy, aging_usd, dunning, success = tables(browser)
+    aging_jpy, aging_usd, dunning, success = tables(browser, 4)
     assert [row[0] for row in aging_usd] == ["bucket", "current", "1-30", "31-60", "61-90", "91+", "written_off"]
     assert sum(int(row[1]) for row in aging_usd[1:]) == 4 and sum(int(row[1]) for row in aging_jpy[1:]) == 2
     # each failed charge (at the close's logical time) is retried from the next day, given up 72 h later
@@ -151,7 +151,7 @@ def test_the_customer_page_shows_acme_invoices_and_usage_of_every_period(dashboa
         "Usage charges so far": "USD 0.00",
         "Projected usage charges for the period": "USD 0.00",
     }
-    current, invoices, history = tables(browser)
+    current, invoices, history = tables(browser, 3)
     assert current == [
         ["meter", "used", "included", "included left", "so far", "projected"],
         ["API calls", "0", "0", "0", "USD 0.00", "USD 0.00"],
@@ -178,7 +178,7 @@ def test_picking_another_customer_shows_its_usage(dashboard, browser, screenshot
     pick(browser, "initech")
     wait_for_text(browser, "12,345")
     assert "customer=initech" in browser.current_url
-    current, invoices, history = tables(browser)
+    current, invoices, history = tables(browser, 3)
     assert current[1] == ["API calls", "0", "10,000", "10,000", "USD 0.00", "USD 0.00"]
     assert "API calls: 0 of 10,000 included units used" in main_text(browser)
     # Initech started on June 16th: a prorated base fee, then 12,345 calls in July, 2,345 over the 10,000
@@ -200,7 +200,7 @@ def test_the_data_quality_page_shows_rejects_duplicates_gates_and_webhooks(dashb
         "Rejected events": "9", "Duplicates dropped": "15", "Conflicting duplicates": "1",
         "Checks acknowledged": "0", "Checks failed": "0",
     }
-    reasons, conflicting, gates, webhooks = tables(browser)
+    reasons, conflicting, gates, webhooks = tables(browser, 4)
     assert reasons == [["reason", "events"]] + [[reason, "1"] for reason in sorted([
         "future_timestamp", "invalid_action", "invalid_value", "missing_customer", "missing_reference",
         "missing_timestamp", "no_active_subscription", "unknown_customer", "unknown_meter",
@@ -272,12 +272,14 @@ def metrics(browser: WebDriver) -> dict[str, str]:
     }
 
 
-def tables(browser: WebDriver) -> list[list[list[str]]]:
-    """Every st.table on the page, each as rows of cell texts, the header first."""
+def tables(browser: WebDriver, count: int) -> list[list[list[str]]]:
+    """The page's `count` st.tables, once all are drawn, each as rows of cell texts, the header first."""
+    selector = '[data-testid="stTable"] table'
+    wait_for(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, selector)) == count)
     return [
         [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")] for row in table.find_elements(
             By.CSS_SELECTOR, "tr")]
-        for table in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"] table')
+        for table in browser.find_elements(By.CSS_SELECTOR, selector)
     ]
 
 

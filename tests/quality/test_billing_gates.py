@@ -279,7 +279,7 @@ def test_the_periods_awaiting_an_invoice_are_an_anti_join_the_planner_estimates(
     plan = [line for (line,) in query(
         "explain select * from billing_intermediate.int_subscription_periods__awaiting_invoice")]
 
-    assert "Anti Join" in plan[0], "\n".join(plan)
+    assert any("Anti Join" in line for line in plan), "\n".join(plan)
 
 
 def test_closing_events_gate_stops_a_broken_producer_unless_acknowledged(scenario, quality_config):
