@@ -290,38 +290,39 @@ def _resolve_pending(client: stripe.StripeClient) -> dict:
     Stops at the first call Stripe leaves unanswered (an outage: the rest waits for the next run).
     """
     outcome = {"sent": 0, "cancelled": 0, "refused": 0, "cancels_refused": 0, "unresolved": ""}
-    with connect() as connection:
+    # NOTE: one connection for the whole batch, each outcome committed as soon as it is known
+    with connect(autocommit=True) as connection:
         pending = connection.cursor(row_factory=dict_row).execute(PENDING_SENDS).fetchall()
-    dropped_hours = set()
-    for send in pending:
-        hour = (send["subscription_id"], send["event_name"], send["hour_start"])
-        if hour in dropped_hours:
-            continue
-        try:
-            refusal = _call(client, send)
-        except (stripe.AuthenticationError, stripe.PermissionError):
-            raise
-        except stripe.StripeError as error:
-            outcome["unresolved"] = f"{send['identifier']}: {type(error).__name__}: {' '.join(str(error).split())}"
-            return outcome
-        with connect() as connection:
-            connection.execute(RESOLVE_SEND, {
-                "identifier": send["identifier"], "status": "refused" if refusal else "sent", "error": refusal,
-            })
-            if refusal and send["kind"] == "cancel":
-                # NOTE: the hour's later calls were recorded with this cancel and never made (calls go
-                # in version order); the next pass records a correction in their place.
-                connection.execute(
-                    "delete from billing.stripe_usage_sends where subscription_id = %s and event_name = %s"
-                    " and hour_start = %s and version > %s and status = 'pending'",
-                    (*hour, send["version"]),
-                )
-                dropped_hours.add(hour)
-        if refusal:
-            outcome["refused"] += 1
-            outcome["cancels_refused"] += send["kind"] == "cancel"
-        else:
-            outcome["cancelled" if send["kind"] == "cancel" else "sent"] += 1
+        dropped_hours = set()
+        for send in pending:
+            hour = (send["subscription_id"], send["event_name"], send["hour_start"])
+            if hour in dropped_hours:
+                continue
+            try:
+                refusal = _call(client, send)
+            except (stripe.AuthenticationError, stripe.PermissionError):
+                raise
+            except stripe.StripeError as error:
+                outcome["unresolved"] = f"{send['identifier']}: {type(error).__name__}: {' '.join(str(error).split())}"
+                return outcome
+            with connection.transaction():
+                connection.execute(RESOLVE_SEND, {
+                    "identifier": send["identifier"], "status": "refused" if refusal else "sent", "error": refusal,
+                })
+                if refusal and send["kind"] == "cancel":
+                    # NOTE: the hour's later calls were recorded with this cancel and never made (calls
+                    # go in version order); the next pass records a correction in their place.
+                    connection.execute(
+                        "delete from billing.stripe_usage_sends where subscription_id = %s and event_name = %s"
+                        " and hour_start = %s and version > %s and status = 'pending'",
+                        (*hour, send["version"]),
+                    )
+                    dropped_hours.add(hour)
+            if refusal:
+                outcome["refused"] += 1
+                outcome["cancels_refused"] += send["kind"] == "cancel"
+            else:
+                outcome["cancelled" if send["kind"] == "cancel" else "sent"] += 1
     return outcome
 
 
