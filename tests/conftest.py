@@ -77,13 +77,13 @@ def warehouse(billing_home: Path) -> str:
 
 
 def reset_warehouse() -> None:
-    """Empty every raw and billing table (the schemas stay)."""
+    """Empty every raw and billing table (the schemas and the ledger's chart of accounts stay)."""
     from billing.warehouse import connect
 
     with connect() as connection:
         tables = connection.execute(
             "select format('%I.%I', schemaname, tablename) from pg_tables"
-            " where schemaname in ('raw', 'billing')"
+            " where schemaname in ('raw', 'billing') and tablename != 'ledger_accounts'"
         ).fetchall()
         connection.execute(f"truncate {', '.join(name for (name,) in tables)} cascade")
 

@@ -48,11 +48,11 @@ insert into billing.charge_attempts (
     attempted_for
 )
 select due.idempotency_key, invoices.invoice_id, due.attempt_no, customers.payment_method_id,
-    invoices.total_minor, invoices.currency, 'pending', %(now)s
+    invoices.amount_remaining_minor, invoices.currency, 'pending', %(now)s
 from unnest(%(keys)s::text [], %(invoice_ids)s::text [], %(attempt_nos)s::int []) as due (
     idempotency_key, invoice_id, attempt_no
 )
-inner join billing.invoices on due.invoice_id = invoices.invoice_id
+inner join billing.invoice_balances as invoices on due.invoice_id = invoices.invoice_id
 inner join raw.customers on invoices.customer_id = customers.customer_id
 on conflict do nothing
 """

@@ -380,3 +380,98 @@ create table if not exists billing.stripe_usage_reconciliations (
     checked_at timestamptz not null default now(),
     primary key (subscription_id, event_name, period_start, checked_for)
 );
+
+-- The ledger (SPEC §14, plugins/billing/ledger.py): one balanced double-entry journal entry per
+-- money event, written in the transaction of the event, append-only. An entry's id derives from
+-- the event it records, so a re-run posts nothing twice. Amounts are minor units of the entry's
+-- one currency.
+create table if not exists billing.ledger_accounts (
+    account text primary key,
+    account_type text not null check (account_type in ('asset', 'liability', 'revenue', 'expense')),
+    description text not null
+);
+insert into billing.ledger_accounts (account, account_type, description) values
+    ('accounts_receivable', 'asset', 'What customers owe on issued invoices'),
+    ('cash', 'asset', 'Money collected through the payment gateway'),
+    ('customer_credit', 'liability', 'Credit balances owed to customers (credit grants)'),
+    ('tax_payable', 'liability', 'Tax invoiced, owed to tax authorities'),
+    ('revenue:subscription', 'revenue', 'Base fees and minimum commitments'),
+    ('revenue:usage', 'revenue', 'Usage charges and their re-rated adjustments'),
+    ('revenue:discounts', 'revenue', 'Discounts given (contra-revenue: a debit balance)'),
+    ('bad_debt', 'expense', 'Receivables written off as uncollectible')
+on conflict (account) do update
+set account_type = excluded.account_type, description = excluded.description;
+
+create table if not exists billing.journal_entries (
+    entry_id text primary key,
+    -- what happened, e.g. invoice_issued, credits_applied, payment_succeeded, refund, credit_note,
+    -- write_off
+    kind text not null,
+    invoice_id text references billing.invoices,
+    customer_id text not null,
+    currency text not null,
+    description text not null,
+    posted_at timestamptz not null default now()
+);
+create index if not exists journal_entries_by_invoice on billing.journal_entries (invoice_id);
+
+create table if not exists billing.journal_lines (
+    entry_id text not null references billing.journal_entries,
+    line_no int not null,
+    account text not null references billing.ledger_accounts,
+    debit_minor bigint not null default 0 check (debit_minor >= 0),
+    credit_minor bigint not null default 0 check (credit_minor >= 0),
+    primary key (entry_id, line_no),
+    check ((debit_minor = 0) != (credit_minor = 0))
+);
+
+-- An entry's lines are written by one statement and balance: checked on what the statement wrote,
+-- so an unbalanced posting is refused with its transaction, whichever code path wrote it.
+create or replace function billing.refuse_unbalanced_entries() returns trigger
+language plpgsql as $$
+declare
+    unbalanced text;
+begin
+    select string_agg(entry_id, ', ') into unbalanced
+    from (
+        select entry_id from written group by entry_id having sum(debit_minor) != sum(credit_minor)
+    ) as entries;
+    if unbalanced is not null then
+        raise exception 'unbalanced journal entries: %', unbalanced using errcode = 'check_violation';
+    end if;
+    return null;
+end;
+$$;
+
+create or replace function billing.refuse_ledger_edit() returns trigger
+language plpgsql as $$
+begin
+    raise exception 'the ledger is append-only: % on % refused', tg_op, tg_table_name
+        using errcode = 'insufficient_privilege';
+end;
+$$;
+
+create or replace trigger journal_lines_balance
+after insert on billing.journal_lines
+referencing new table as written
+for each statement execute function billing.refuse_unbalanced_entries();
+
+create or replace trigger journal_lines_append_only
+before update or delete on billing.journal_lines
+for each row execute function billing.refuse_ledger_edit();
+
+create or replace trigger journal_entries_append_only
+before update or delete on billing.journal_entries
+for each row execute function billing.refuse_ledger_edit();
+
+-- What remains to pay on each issued invoice: the one home of that rule, which charging, the
+-- ledger gate, the PDFs and the marts read. An invoice awaiting payment owes its total; a paid,
+-- void or uncollectible one owes nothing.
+create or replace view billing.invoice_balances as
+select
+    invoice_id,
+    customer_id,
+    currency,
+    total_minor,
+    case when status in ('open', 'payment_failed') then total_minor else 0 end as amount_remaining_minor
+from billing.invoices;
