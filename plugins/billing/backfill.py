@@ -50,7 +50,7 @@ def plan(start: datetime, end: datetime, *, grace: str) -> list[PlannedClose]:
     window = ClosingWindow.parse(end, grace)
     # NOTE: the periods model is shared with every run's build: hold the lease while rebuilding it.
     with runs.exclusive("billing backfill", window.as_of.isoformat(), backfill=True):
-        transform.build(("path:seeds", "path:models/staging", "path:models/intermediate/periods"),
+        transform.build(("resource_type:seed", "fqn:staging", "fqn:intermediate.periods"),
                         **window.as_dict())
         with connect() as connection:
             rows = connection.execute(

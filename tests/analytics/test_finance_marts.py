@@ -93,7 +93,7 @@ def june_closed(warehouse, tmp_path_factory):
     void_invoice("INV-000004", reason="sold by mistake")
     retry_failed_charges(SandboxGateway(), now=datetime(2026, 7, 2, 2, tzinfo=UTC))  # declined again
     # the views read billing.* live; the build only creates them (and runs their data tests)
-    transform.build(("path:models/marts/finance",), as_of=JUNE_CLOSE, grace="1 hour")
+    transform.build(("fqn:marts.finance",), as_of=JUNE_CLOSE, grace="1 hour")
 
 
 def test_invoices_carry_amounts_in_minor_and_major_units_and_what_is_owed(june_closed):
@@ -229,4 +229,4 @@ def test_a_given_up_invoice_leaves_dunning_and_is_written_off(june_closed):
         " where invoice_number = 'INV-000001'"
     ) == [("uncollectible", "written_off", datetime(2026, 7, 3, 2, tzinfo=UTC))]
     # every data test (the reconciliations among them) holds on this warehouse too
-    transform.build(("path:models/marts/finance",), as_of=JUNE_CLOSE, grace="1 hour")
+    transform.build(("fqn:marts.finance",), as_of=JUNE_CLOSE, grace="1 hour")

@@ -133,7 +133,7 @@ def scenario(warehouse, tmp_path_factory):
             dispatch_webhooks(now=DISPATCH_START + timedelta(days=day))
         enqueue(CHARGE_FAILED, "charge_2")
         dispatch_webhooks(now=DISPATCH_START + timedelta(days=MAX_ATTEMPTS))
-    transform.build(("path:models/marts/operations",), as_of=MAY_CLOSE, grace=GRACE)
+    transform.build(("fqn:marts.operations",), as_of=MAY_CLOSE, grace=GRACE)
     return folder
 
 

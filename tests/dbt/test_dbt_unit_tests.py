@@ -14,7 +14,7 @@ from conftest import reset_warehouse
 
 # Every model in these folders reads only seeds, staging and intermediate models, so building those
 # is all the unit tests of intermediate models need.
-PARENT_LAYERS = ("path:seeds", "path:models/staging", "path:models/intermediate")
+PARENT_LAYERS = ("resource_type:seed", "fqn:staging", "fqn:intermediate")
 
 UNIT_TESTED_MODELS = {
     "int_subscription_periods",
