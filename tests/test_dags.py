@@ -37,8 +37,8 @@ STEPS = {
         "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "render_invoice_pdfs",
         "dispatch_webhooks",
     ],
-    # the ledger gate runs first: if it fails, nothing is charged
-    "charge_retries": ["check_ledger", "retry_failed_charges", "dispatch_webhooks"],
+    # the ledger gate runs first: if it fails, nothing is charged or refunded
+    "charge_retries": ["check_ledger", "retry_failed_charges", "resume_refunds", "dispatch_webhooks"],
     # usage brought up to date, then rated, then announced (alerts are webhooks)
     "usage_pipeline": ["update_usage", "rate_current_usage", "announce_usage", "dispatch_webhooks"],
     # usage brought up to date, sent, then reconciled with Stripe and gated; the mismatch is a webhook
