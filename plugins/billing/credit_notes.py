@@ -128,6 +128,8 @@ def create_credit_note(
         ).fetchone()
         if existing is None:
             _refuse_unless_status_allows(invoice, method)
+            if whole is not None:  # the invoice's limit first: it says more than the lines'
+                _refuse_unless_amount_allowed(cursor, invoice, method=method, amount_minor=whole)
             lines = cursor.execute(INVOICE_LINES, (invoice["invoice_id"],)).fetchall()
             split = credit_split(lines, currency=currency, whole=whole, per_line=per_line)
             _refuse_unless_amount_allowed(cursor, invoice, method=method, amount_minor=sum(split.values()))
