@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from billing import transform
 from billing.catalog import apply_catalog
 from billing.loading import load_events
 from conftest import query, reset_warehouse, run_cli, run_dag
@@ -252,6 +253,13 @@ def test_a_credit_becomes_a_grant_the_next_invoice_spends(june_closed):
     assert query("select subtotal_minor, credits_minor, total_minor, status from billing.invoices"
                  " where customer_id = 'paid' and period_start = '2026-07-01'") == [(20_000, 1_000, 19_000, "paid")]
 
+    # the analysts' mart (a view the close rebuilt): one row per credited line
+    assert query(f"select credit_note_number, invoice_number, kind, event_name, method, refund_outcome, amount_major"
+                 f" from {transform.ref('fct_credit_notes')} where customer_id = 'paid' order by 1, 3") == [
+        ("CN-000001", "INV-000003", "base_fee", None, "refund", "succeeded", Decimal("39.36")),
+        ("CN-000001", "INV-000003", "usage", "api_call", "refund", "succeeded", Decimal("9.64")),
+        ("CN-000006", "INV-000003", "usage", "api_call", "credit", None, Decimal("10")),
+    ]
     # gapless, in order of creation; each announced once
     assert query("select credit_note_number from billing.credit_notes order by created_at") == [
         (f"CN-{number:06d}",) for number in range(1, 7)]
