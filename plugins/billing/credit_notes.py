@@ -318,14 +318,17 @@ def _grant(connection, note: dict, invoice: dict) -> None:
 
 def _record_refund(connection, note: dict) -> None:
     """The refund, pending, against the invoice's paid charge: sent once the note is committed."""
-    connection.execute(
+    recorded = connection.execute(
         "insert into billing.refunds (refund_id, credit_note_id, invoice_id, gateway_charge_id, amount_minor,"
         " currency, status)"
         " select %s, %s, invoice_id, gateway_charge_id, %s, %s, 'pending' from billing.charge_attempts"
         " where invoice_id = %s and status = 'succeeded' and gateway_charge_id is not null",
         (idempotency_key("re", note["credit_note_id"]), note["credit_note_id"], note["amount_minor"],
          note["currency"], note["invoice_id"]),
-    )
+    ).rowcount
+    if recorded != 1:  # NOTE: raised inside the note's transaction: nothing is written
+        raise CreditNoteRefused("no_charge_to_refund", f"{note['invoice_id']} has no one paid charge with a gateway"
+                                " charge id to refund: use --method credit")
 
 
 def _settle_if_nothing_remains(connection, invoice: dict) -> None:
