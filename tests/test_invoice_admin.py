@@ -17,7 +17,10 @@ from decimal import Decimal
 import pytest
 from billing import transform
 from billing.catalog import apply_catalog
+from billing.credits import CreditBalances
 from billing.loading import load_events
+from billing.quality import billing_gates as gates
+from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_cli, run_dag
 from spine.events import usage, write_csv
 
@@ -236,6 +239,7 @@ def test_reduce_lowers_what_remains_to_pay_and_what_is_charged(june_closed, tmp_
 
 
 def test_a_credit_becomes_a_grant_the_next_invoice_spends(june_closed):
+    """Also: numbering, announcements, the analysts' mart and the ledger gate after every method."""
     from billing.credit_notes import CreditNoteRefused, create_credit_note
 
     arguments = dict(line_amounts={2: "10.00"}, reason="order_change", method="credit", key="ticket-42")
@@ -248,12 +252,17 @@ def test_a_credit_becomes_a_grant_the_next_invoice_spends(june_closed):
     assert journal("credit_note_grant", "CN-000006") == [("accounts_receivable", 1_000, 0),
                                                          ("customer_credit", 0, 1_000)]
 
-    run_dag("billing_cycle_close", "2026-08-01T01:00:00Z", as_of="2026-08-01T01:00:00Z")
-    # July: the base fee 200.00, no calls, less the 10.00 credit; charged 190.00
-    assert query("select subtotal_minor, credits_minor, total_minor, status from billing.invoices"
-                 " where customer_id = 'paid' and period_start = '2026-07-01'") == [(20_000, 1_000, 19_000, "paid")]
+    # July's invoice, as issuing spends credits on it (no second close: the same code, on the grants'
+    # view issuing reads): 10.00 of its 200.00
+    with connect() as connection:
+        july = {"customer_id": "paid", "currency": "USD", "period_end": datetime(2026, 8, 1, tzinfo=UTC),
+                "subtotal_minor": 20_000}
+        credit_note_id = query("select credit_note_id from billing.credit_notes where credit_note_number = 'CN-000006'")
+        assert CreditBalances.load(connection, ["paid"]).spend_on(july) == [(f"credit_{credit_note_id[0][0]}", 1_000)]
+    # the ledger gate passes with INV-000004's charge of its total less the reduce note
+    assert gates.check_ledger(as_of="2026-07-02T02:00:00Z").success
 
-    # the analysts' mart (a view the close rebuilt): one row per credited line
+    # the analysts' mart (a view: the close built it, it reads the notes live): one row per credited line
     assert query(f"select credit_note_number, invoice_number, kind, event_name, method, refund_outcome, amount_major"
                  f" from {transform.ref('fct_credit_notes')} where customer_id = 'paid' order by 1, 3") == [
         ("CN-000001", "INV-000003", "base_fee", None, "refund", "succeeded", Decimal("39.36")),
