@@ -6,7 +6,8 @@ out of attempts become `uncollectible` and `billing.invoice.uncollectible` is se
 (`check_ledger`: no invoice charged twice, every charge equal to its invoice's total) runs first;
 if it fails, nothing is charged until the ledger is fixed and the task cleared. The retries are
 spread over `BILLING_SHARDS` mapped tasks by customer, each holding one slot of the
-`billing_gateway` pool per charge in flight (billing.shards).
+`billing_gateway` pool per charge in flight (billing.shards). Refunds of credit notes left pending by
+a lost gateway answer are re-sent with their key (`resume_refunds`, SPEC §13).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 from billing.dag_defaults import RUN_SETTINGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task
 from billing.runs import lease_tasks, leased
-from billing.shards import mapped_shards
+from billing.shards import GATEWAY_POOL, mapped_shards
 
 DAG_ID = "charge_retries"
 
@@ -49,10 +50,18 @@ def charge_retries():
             configured_gateway(), now=now, shard=Shard(**shard), concurrency=gateway_calls_in_flight()
         ).__dict__
 
+    @task(pool=GATEWAY_POOL)  # one gateway call at a time
+    @leased
+    def resume_refunds(run: dict) -> dict:
+        from billing.credit_notes import resume_pending_refunds
+        from billing.payments.gateway import configured_gateway
+
+        return resume_pending_refunds(configured_gateway())
+
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)
     retried = retry_failed_charges.partial(run=run).expand(shard=mapped_shards())
-    check_ledger(run) >> retried >> webhooks_dispatched
+    check_ledger(run) >> retried >> resume_refunds(run) >> webhooks_dispatched
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

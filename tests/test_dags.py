@@ -37,8 +37,8 @@ STEPS = {
         "check_draft_invoices", "issue_invoices", "check_ledger", "charge_invoices", "render_invoice_pdfs",
         "dispatch_webhooks",
     ],
-    # the ledger gate runs first: if it fails, nothing is charged
-    "charge_retries": ["check_ledger", "retry_failed_charges", "dispatch_webhooks"],
+    # the ledger gate runs first: if it fails, nothing is charged or refunded
+    "charge_retries": ["check_ledger", "retry_failed_charges", "resume_refunds", "dispatch_webhooks"],
     # usage brought up to date, then rated, then announced (alerts are webhooks)
     "usage_pipeline": ["update_usage", "rate_current_usage", "announce_usage", "dispatch_webhooks"],
     # usage brought up to date, sent, then reconciled with Stripe and gated; the mismatch is a webhook
@@ -96,7 +96,7 @@ def test_every_task_retries_twice_times_out_and_announces_its_failure(billing_ho
                                  task.on_failure_callback)
         for dag_id in DAG_IDS for task in bag.dags[dag_id].tasks
     }
-    assert len(settings) == 12 + 5 + 7 + 6 + 1
+    assert len(settings) == 12 + 6 + 7 + 6 + 1
     for (dag_id, task_id), (retries, delay, timeout, policy, callbacks) in settings.items():
         expected_timeout = timedelta(hours=4) if task_id in MODEL_BUILDS else timedelta(hours=1)
         # NOTE: a second apart in this suite (conftest.py sets BILLING_TASK_RETRY_DELAY)

@@ -51,6 +51,9 @@ app.add_typer(load_app, name="load")
 app.add_typer(events_app, name="events")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(invoices_app, name="invoices")
+credit_notes_app = typer.Typer(help="Credit notes (SPEC §13): correct an issued invoice; refund, credit or reduce.",
+                               no_args_is_help=True)
+app.add_typer(credit_notes_app, name="credit-notes")
 app.add_typer(analyst_app, name="analyst")
 stripe_app = typer.Typer(help="The usage sync to Stripe Meters of the plans Stripe invoices (SPEC §16).",
                          no_args_is_help=True)
@@ -366,6 +369,95 @@ def invoices_void(
     except (InvoiceNotFound, VoidNotAllowed) as error:
         fail(str(error))
     console.print(f"{voided['invoice_number']} voided")
+
+
+@credit_notes_app.command("create")
+def credit_notes_create(
+    invoice: str = typer.Argument(..., help="Invoice id or number."),
+    amount: str = typer.Option(None, "--amount", help="The whole note, tax included, in major units (49.00)."),
+    line: list[str] = typer.Option(None, "--line", help="N=X: X (major units, before tax) off invoice line N."),
+    reason: str = typer.Option(..., "--reason", help="duplicate, fraudulent, order_change or product_unsatisfactory."),
+    method: str = typer.Option(..., "--method", help="refund, credit (a grant) or reduce (an unpaid invoice)."),
+    memo: str = typer.Option(None, "--memo", help="Free text kept on the note."),
+    key: str = typer.Option(
+        None, "--idempotency-key",
+        help="Names the note: the same key never makes a second one (default: invoice, amounts, reason, method).",
+    ),
+) -> None:
+    """Create a credit note on an issued invoice; running the same command again creates nothing new."""
+    from billing.credit_notes import CreditNoteRefused, RefundsUnresolved, create_credit_note
+    from billing.invoice_admin import InvoiceNotFound
+
+    try:
+        result = create_credit_note(invoice, amount=amount, line_amounts=_line_amounts(line), reason=reason,
+                                    method=method, memo=memo, key=key)
+    except (InvoiceNotFound, CreditNoteRefused, RefundsUnresolved, ValueError) as error:
+        fail(str(error))
+    note, refund = result.credit_note, result.refund
+    outcome = f"; refund {refund['status']} {refund['gateway_refund_id'] or refund['failure_code']}" if refund else ""
+    console.print(
+        f"{note['credit_note_number']} ({note['credit_note_id']}) on {note['invoice_number']}:"
+        f" {_money(note['amount_minor'], note['currency'])}, {note['method']}, {note['reason']}"
+        + ("" if result.created else " (already created)") + outcome,
+        highlight=False, soft_wrap=True,
+    )
+
+
+def _line_amounts(pairs: list[str] | None) -> dict[int, str] | None:
+    amounts: dict[int, str] = {}
+    for pair in pairs or []:
+        number, sep, value = pair.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) in amounts:
+            fail(f"--line {pair}: expected N=X, one per invoice line (e.g. --line 2=10.00)")
+        amounts[int(number)] = value
+    return amounts or None
+
+
+@credit_notes_app.command("list")
+def credit_notes_list(
+    invoice: str = typer.Option(None, "--invoice", help="Only this invoice's (id or number)."),
+    customer: str = typer.Option(None, "--customer", help="Only this customer's."),
+) -> None:
+    """List credit notes, newest first."""
+    from rich.table import Table
+
+    from billing.credit_notes import list_credit_notes
+
+    table = Table("number", "invoice", "customer", "amount", "method", "reason", "refund", "created (UTC)")
+    for note in list_credit_notes(invoice=invoice, customer_id=customer):
+        table.add_row(note["credit_note_number"], note["invoice_number"], note["customer_id"],
+                      _money(note["amount_minor"], note["currency"]), note["method"], note["reason"],
+                      note["refund_status"] or "", f"{note['created_at']:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@credit_notes_app.command("show")
+def credit_notes_show(credit_note: str = typer.Argument(..., help="Credit note id or number.")) -> None:
+    """Show a credit note with the invoice lines it credits and its refund."""
+    from rich.table import Table
+
+    from billing.credit_notes import CreditNoteNotFound, show_credit_note
+
+    try:
+        detail = show_credit_note(credit_note)
+    except CreditNoteNotFound as error:
+        fail(str(error))
+    note, currency = detail.credit_note, detail.credit_note["currency"]
+    console.print(
+        f"[bold]{note['credit_note_number']}[/] ({note['credit_note_id']}) on {note['invoice_number']},"
+        f" {note['customer_id']}: {note['method']}, {note['reason']}, created {note['created_at']:%Y-%m-%d %H:%M}"
+        f" by {note['created_by']}" + (f"\nmemo: {note['memo']}" if note["memo"] else ""),
+        highlight=False, soft_wrap=True,
+    )
+    lines = Table("#", "invoice line", "kind", "amount")
+    for line in detail.lines:
+        lines.add_row(str(line["line_no"]), str(line["invoice_line_no"]), line["kind"],
+                      _money(line["amount_minor"], currency))
+    lines.add_row("", "", "[bold]total[/]", f"[bold]{_money(note['amount_minor'], currency)}[/]")
+    console.print(lines)
+    if refund := detail.refund:
+        console.print(f"refund {refund['refund_id']}: {refund['status']}"
+                      f" {refund['gateway_refund_id'] or refund['failure_code'] or ''}", highlight=False)
 
 
 @app.command()

@@ -33,21 +33,19 @@ from billing.money import format_minor, format_price
 from billing.settings import Seller, invoice_pdf_path, seller
 from billing.warehouse import connect
 
-# Each invoice with its buyer and what its charges collected (SPEC §7: succeeded attempts).
+# Each invoice with its buyer and its balance: what its charges collected, what credit notes reduced, what remains.
 INVOICES = """
 select
     invoices.*,
     coalesce(customers.name, invoices.customer_id) as customer_name,
     customers.email as customer_email,
     coalesce(customers.timezone, 'UTC') as customer_timezone,
-    coalesce(paid.amount_minor, 0) as paid_minor
+    balances.paid_minor,
+    balances.reduced_minor,
+    balances.amount_remaining_minor
 from billing.invoices
+inner join billing.invoice_balances as balances on invoices.invoice_id = balances.invoice_id
 left join raw.customers on invoices.customer_id = customers.customer_id
-left join lateral (
-    select sum(amount_minor) as amount_minor
-    from billing.charge_attempts
-    where charge_attempts.invoice_id = invoices.invoice_id and status = 'succeeded'
-) as paid on true
 where invoices.invoice_id = any(%(invoice_ids)s)
 order by invoices.invoice_number
 """
@@ -177,11 +175,12 @@ def _flowables(document: dict, issuer: Seller) -> list:
         for note in _notes(line, currency):
             notes_at.append(len(rows))
             rows.append([Paragraph(escape(note), small), "", "", ""])
-    amount_due = 0 if document["status"] == "void" else document["total_minor"] - document["paid_minor"]
     totals = [["Total", format_minor(document["total_minor"], currency)]]
+    if document["reduced_minor"]:
+        totals.append(["Credit notes", format_minor(-document["reduced_minor"], currency)])
     if document["paid_minor"]:
         totals.append(["Paid", format_minor(-document["paid_minor"], currency)])
-    totals.append(["Amount due", format_minor(amount_due, currency)])
+    totals.append(["Amount due", format_minor(document["amount_remaining_minor"], currency)])
 
     lines = Table(rows, colWidths=[88 * mm, 26 * mm, 30 * mm, 30 * mm], repeatRows=1, style=TableStyle([
         ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),

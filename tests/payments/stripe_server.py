@@ -1,4 +1,5 @@
-"""A local Stripe-compatible API for the gateway tests: POST /v1/payment_intents, GET /v1/payment_intents/<id>.
+"""A local Stripe-compatible API for the gateway tests: POST /v1/payment_intents, GET /v1/payment_intents/<id>,
+POST /v1/refunds.
 
 Like Stripe's v1 idempotency layer, it saves the response of the first request with a given
 Idempotency-Key once the charge starts executing and replays it for that key; requests that fail
@@ -8,6 +9,10 @@ validation (400) or authentication (401) are not saved. Outcomes depend on the p
 - `pm_test_timeoutOnce` succeeds, but the first response comes `slow_seconds` late;
 - `pm_test_apiError` answers 500; `pm_test_processing` stays `processing` until `settle()`;
 - any other payment method, or an unknown currency, is a 400 invalid_request_error.
+
+A refund of a succeeded payment intent succeeds up to what is left of its amount (more is a 400
+`amount_too_large`, an unknown intent a 400 `resource_missing`); the first response to a refund of a
+`pm_test_timeoutOnce` intent comes `slow_seconds` late too.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class FakeStripe:
         self.requests: list[SeenRequest] = []
         self.charges: Counter[str] = Counter()  # payment intents created, per idempotency key
         self.intents: dict[str, dict] = {}
+        self.refunds: Counter[str] = Counter()  # refunds created, per idempotency key
+        self.refunded: Counter[str] = Counter()  # amount refunded, per payment intent
         self._saved: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -66,6 +73,8 @@ class FakeStripe:
 
     def post(self, path: str, form: dict, key: str | None) -> tuple[int, dict, float]:
         """Answer a POST: (HTTP status, body, seconds to wait before answering)."""
+        if path == "/v1/refunds":
+            return self.create_refund(form, key)
         if path != "/v1/payment_intents":
             return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}, 0.0
         return self.create_payment_intent(form, key)
@@ -92,6 +101,27 @@ class FakeStripe:
             status, body = self._execute(form, key)
             self._saved[key] = (status, body)
         return status, body, self.slow_seconds if form["payment_method"] == TIMEOUT_ONCE else 0.0
+
+    def create_refund(self, form: dict, key: str | None) -> tuple[int, dict, float]:
+        """(HTTP status, body, seconds to wait before answering)."""
+        with self._lock:
+            if key in self._saved:
+                return (*self._saved[key], 0.0)
+            intent = self.intents.get(form.get("payment_intent", ""))
+            if intent is None or intent["status"] != "succeeded":
+                return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                       "param": "payment_intent", "message": "No such payment_intent"}}, 0.0
+            amount = int(form["amount"])
+            if amount > intent["amount"] - self.refunded[intent["id"]]:
+                return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large",
+                                       "message": "Refund amount is greater than unrefunded amount"}}, 0.0
+            refund = {"id": "re_" + secrets.token_hex(12), "object": "refund", "amount": amount,
+                      "currency": intent["currency"], "payment_intent": intent["id"], "status": "succeeded",
+                      "metadata": form.get("metadata", {})}
+            self.refunds[key] += 1
+            self.refunded[intent["id"]] += amount
+            self._saved[key] = (200, refund)
+        return 200, refund, self.slow_seconds if intent["payment_method"] == TIMEOUT_ONCE else 0.0
 
     def _execute(self, form: dict, key: str | None) -> tuple[int, dict]:
         payment_method = form["payment_method"]

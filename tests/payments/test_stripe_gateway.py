@@ -7,7 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import stripe
-from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, configured_gateway
+from billing.payments.gateway import (
+    ChargeOutcome,
+    ChargeRequest,
+    OutcomeUnknown,
+    RefundOutcome,
+    RefundRequest,
+    configured_gateway,
+)
 from billing.payments.stripe_gateway import StripeGateway
 from stripe_server import API_KEY, FakeStripe
 
@@ -157,3 +164,39 @@ def test_the_stripe_gateway_needs_an_api_key(monkeypatch):
 
     with pytest.raises(ValueError, match="BILLING_STRIPE_API_KEY"):
         configured_gateway()
+
+
+def refund_request(gateway_charge_id: str, amount_minor: int = 400, *, key: str = "re_v1_note") -> RefundRequest:
+    return RefundRequest(idempotency_key=key, credit_note_id="cn_v1_note", gateway_charge_id=gateway_charge_id,
+                         amount_minor=amount_minor, currency="EUR")
+
+
+def test_a_refund_is_one_refund_of_the_charge_s_intent_sent_with_its_key(gateway, stripe_api):
+    charged = gateway.charge(charge_request())
+    first = gateway.refund(refund_request(charged.gateway_charge_id))
+    again = gateway.refund(refund_request(charged.gateway_charge_id))  # a re-run: Stripe replays the first
+
+    assert first.succeeded and first == again and first.gateway_refund_id.startswith("re_")
+    assert stripe_api.refunds == {"re_v1_note": 1}
+    seen = stripe_api.requests[-1]
+    assert (seen.path, seen.headers["Idempotency-Key"]) == ("/v1/refunds", "re_v1_note")
+    assert seen.form == {"payment_intent": charged.gateway_charge_id, "amount": "400",
+                         "metadata": {"credit_note_id": "cn_v1_note", "idempotency_key": "re_v1_note"}}
+
+
+def test_a_lost_refund_answer_is_unknown_and_the_resent_key_refunds_once(stripe_api):
+    charged = StripeGateway(API_KEY, api_base=stripe_api.url, timeout=5).charge(charge_request("pm_test_timeoutOnce"))
+    gateway = StripeGateway(API_KEY, api_base=stripe_api.url, timeout=0.5)
+
+    with pytest.raises(OutcomeUnknown, match="APIConnectionError"):
+        gateway.refund(refund_request(charged.gateway_charge_id))
+    assert gateway.refund(refund_request(charged.gateway_charge_id)).succeeded
+    assert stripe_api.refunds == {"re_v1_note": 1}
+
+
+def test_a_refund_beyond_what_was_charged_fails_and_refunds_nothing(gateway, stripe_api):
+    charged = gateway.charge(charge_request())
+
+    assert gateway.refund(refund_request(charged.gateway_charge_id, 1235)) == RefundOutcome(
+        succeeded=False, failure_code="amount_too_large")
+    assert not stripe_api.refunds

@@ -1,4 +1,4 @@
-"""What the charging step needs from a payment gateway, whichever one is configured."""
+"""What charging and refunding need from a payment gateway, whichever one is configured."""
 
 from __future__ import annotations
 
@@ -24,16 +24,37 @@ class ChargeOutcome:
     failure_code: str | None = None
 
 
-class OutcomeUnknown(Exception):
-    """The gateway did not answer (timeout, connection lost): the charge may or may not have happened.
+@dataclass(frozen=True)
+class RefundRequest:
+    """Return `amount_minor` of the paid charge `gateway_charge_id` (SPEC §13: a `refund` credit note)."""
 
-    The attempt stays pending and is re-sent with the same idempotency key, so the gateway
-    answers with what it did the first time instead of charging again.
+    idempotency_key: str
+    credit_note_id: str
+    gateway_charge_id: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    succeeded: bool
+    gateway_refund_id: str | None = None
+    failure_code: str | None = None
+
+
+class OutcomeUnknown(Exception):
+    """The gateway did not answer (timeout, connection lost): the charge or refund may or may not have
+    happened.
+
+    The attempt (or refund) stays pending and is re-sent with the same idempotency key, so the
+    gateway answers with what it did the first time instead of moving the money again.
     """
 
 
 class PaymentGateway(Protocol):
     def charge(self, request: ChargeRequest) -> ChargeOutcome: ...
+
+    def refund(self, request: RefundRequest) -> RefundOutcome: ...
 
 
 def configured_gateway() -> PaymentGateway:

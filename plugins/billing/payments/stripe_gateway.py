@@ -1,4 +1,5 @@
-"""The Stripe gateway: each charge attempt is one off-session PaymentIntent, created and confirmed at once.
+"""The Stripe gateway: each charge attempt is one off-session PaymentIntent, created and confirmed at once;
+each refund one Refund of the charge's PaymentIntent.
 
 Configured from the environment: `BILLING_STRIPE_API_KEY` (required), `BILLING_STRIPE_API_BASE`
 (default: Stripe's API) and `BILLING_STRIPE_TIMEOUT` (seconds, default 30). The usage sync to
@@ -11,7 +12,7 @@ import os
 
 import stripe
 
-from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown
+from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, RefundOutcome, RefundRequest
 
 API_KEY_ENV = "BILLING_STRIPE_API_KEY"
 API_BASE_ENV = "BILLING_STRIPE_API_BASE"
@@ -80,6 +81,34 @@ class StripeGateway:
         last_error = intent.to_dict().get("last_payment_error") or {}
         return ChargeOutcome(
             succeeded=False, gateway_charge_id=intent.id, failure_code=_failure_code(last_error) or intent.status
+        )
+
+    def refund(self, request: RefundRequest) -> RefundOutcome:
+        """Refund part or all of a paid charge; an invalid refund fails, an unanswered one raises OutcomeUnknown.
+
+        Stripe's `pending` (accepted, the money on its way) counts as succeeded: a later failure
+        reaches Stripe's own dashboard and webhooks, not this run.
+        """
+        try:
+            refund = self._client.v1.refunds.create(
+                {
+                    "payment_intent": request.gateway_charge_id,
+                    "amount": request.amount_minor,
+                    "metadata": {"credit_note_id": request.credit_note_id, "idempotency_key": request.idempotency_key},
+                },
+                {"idempotency_key": request.idempotency_key},
+            )
+        except stripe.InvalidRequestError as error:
+            return RefundOutcome(succeeded=False, failure_code=_failure_code(error.json_body["error"]))
+        except (stripe.AuthenticationError, stripe.PermissionError):
+            raise
+        except stripe.StripeError as error:
+            raise _unknown(error) from error
+        if refund.status in ("succeeded", "pending"):
+            return RefundOutcome(succeeded=True, gateway_refund_id=refund.id)
+        return RefundOutcome(
+            succeeded=False, gateway_refund_id=refund.id,
+            failure_code=refund.to_dict().get("failure_reason") or refund.status,
         )
 
     def _current(self, intent: stripe.PaymentIntent) -> stripe.PaymentIntent:

@@ -544,16 +544,18 @@ def ledger_gate(window: ClosingWindow) -> Gate:
             expectations=no_rows,
         ),
         Check(
-            # Failed attempts moved no money; pending ones are about to be sent.
+            # Failed attempts moved no money; pending ones are about to be sent. A charge collects the
+            # total less the invoice's `reduce` credit notes (no note reduces an invoice while a charge
+            # is pending or once it is paid).
             "charged_amount_equals_invoice_total",
             """
                 select attempts.idempotency_key, attempts.invoice_id, attempts.attempt_no, attempts.status,
-                    attempts.amount_minor, attempts.currency, invoices.total_minor,
+                    attempts.amount_minor, attempts.currency, invoices.total_minor, invoices.amount_due_minor,
                     invoices.currency as invoice_currency
                 from billing.charge_attempts as attempts
-                inner join billing.invoices on attempts.invoice_id = invoices.invoice_id
+                inner join billing.invoice_balances as invoices on attempts.invoice_id = invoices.invoice_id
                 where attempts.status in ('pending', 'succeeded')
-                    and (attempts.amount_minor != invoices.total_minor or attempts.currency != invoices.currency)
+                    and (attempts.amount_minor != invoices.amount_due_minor or attempts.currency != invoices.currency)
             """,
             key_columns=("idempotency_key",),
             expectations=no_rows,

@@ -464,14 +464,135 @@ create or replace trigger journal_entries_append_only
 before update or delete on billing.journal_entries
 for each row execute function billing.refuse_ledger_edit();
 
+-- Credit notes (SPEC §13, plugins/billing/credit_notes.py): the one way to correct an issued
+-- invoice's amount. Immutable once written; numbered gaplessly in their own series (CN-000001, …)
+-- in order of creation, under a lock, like invoices. credit_note_id is a versioned digest of the
+-- request (or of the operator's --idempotency-key), so the same command run twice writes one note.
+create table if not exists billing.credit_notes (
+    credit_note_id text primary key,
+    credit_note_number text not null unique,
+    invoice_id text not null references billing.invoices,
+    customer_id text not null,
+    currency text not null,
+    -- what happens to the money: refund (through the gateway, a paid invoice), credit (a grant to
+    -- the customer, a paid invoice), reduce (lowers what remains to pay on an unpaid invoice)
+    method text not null check (method in ('refund', 'credit', 'reduce')),
+    reason text not null
+        check (reason in ('duplicate', 'fraudulent', 'order_change', 'product_unsatisfactory')),
+    memo text,
+    -- the whole note, tax included: the sum of its lines
+    amount_minor bigint not null check (amount_minor > 0),
+    created_by text not null,
+    created_at timestamptz not null default now()
+);
+create index if not exists credit_notes_by_invoice on billing.credit_notes (invoice_id);
+
+-- What a credit note takes off each invoice line: the credited lines' net amounts, and each
+-- exclusive tax line's pro-rata share (kind 'tax'), so the ledger debits the right accounts.
+create table if not exists billing.credit_note_lines (
+    credit_note_id text not null references billing.credit_notes,
+    line_no int not null,
+    invoice_id text not null,
+    invoice_line_no int not null,
+    -- the credited invoice line's kind, copied: base_fee, usage, adjustment, minimum_commitment, tax
+    kind text not null,
+    amount_minor bigint not null check (amount_minor > 0),
+    primary key (credit_note_id, line_no),
+    foreign key (invoice_id, invoice_line_no) references billing.invoice_lines (invoice_id, line_no)
+);
+
+-- The gateway refund of each `refund` credit note: recorded `pending` in the note's transaction,
+-- before the gateway is called, and resolved after it, so a lost answer is re-sent with the same
+-- idempotency key (by re-running the command, or by the daily charge_retries run), never twice.
+create table if not exists billing.refunds (
+    refund_id text primary key,
+    credit_note_id text not null unique references billing.credit_notes,
+    invoice_id text not null references billing.invoices,
+    -- the paid charge it returns money from
+    gateway_charge_id text not null,
+    amount_minor bigint not null check (amount_minor > 0),
+    currency text not null,
+    status text not null check (status in ('pending', 'succeeded', 'failed')),
+    failure_code text,
+    gateway_refund_id text,
+    created_at timestamptz not null default now(),
+    resolved_at timestamptz
+);
+create index if not exists refunds_pending on billing.refunds (created_at) where status = 'pending';
+
+-- The sandbox gateway's refunds, by idempotency key: what it "refunded".
+create table if not exists billing.sandbox_gateway_refunds (
+    idempotency_key text primary key,
+    gateway_charge_id text not null,
+    amount_minor bigint not null,
+    currency text not null,
+    gateway_refund_id text not null,
+    created_at timestamptz not null default now()
+);
+
+-- A `credit` credit note's grant lives beside the carried credits: grant id `credit_<credit note
+-- id>`, origin_invoice_id the credited invoice (so an invoice may now originate several grants).
+alter table billing.credit_grants add column if not exists credit_note_id text unique
+    references billing.credit_notes;
+alter table billing.credit_grants drop constraint if exists credit_grants_origin_invoice_id_key;
+
+-- The credit notes' immutability, kept by the warehouse like the ledger's.
+create or replace trigger credit_notes_immutable
+before update or delete on billing.credit_notes
+for each row execute function billing.refuse_ledger_edit();
+
+create or replace trigger credit_note_lines_immutable
+before update or delete on billing.credit_note_lines
+for each row execute function billing.refuse_ledger_edit();
+
 -- What remains to pay on each issued invoice: the one home of that rule, which charging, the
--- ledger gate, the PDFs and the marts read. An invoice awaiting payment owes its total; a paid,
--- void or uncollectible one owes nothing.
+-- ledger gate, the PDFs and the marts read. An unpaid invoice owes its total less its `reduce`
+-- credit notes (amount_due_minor: what a charge collects); a paid, void or uncollectible one owes
+-- nothing. Beside it, for analysts and the credit-note rules: what was paid (succeeded charges),
+-- credited (every credit note), reduced, and refunded (succeeded refunds).
 create or replace view billing.invoice_balances as
+with
+
+credited as (
+    select
+        invoice_id,
+        sum(amount_minor)::bigint as credited_minor,
+        coalesce(sum(amount_minor) filter (where method = 'reduce'), 0)::bigint as reduced_minor
+    from billing.credit_notes
+    group by invoice_id
+),
+
+paid as (
+    select invoice_id, sum(amount_minor)::bigint as paid_minor
+    from billing.charge_attempts
+    where status = 'succeeded'
+    group by invoice_id
+),
+
+refunded as (
+    select invoice_id, sum(amount_minor)::bigint as refunded_minor
+    from billing.refunds
+    where status = 'succeeded'
+    group by invoice_id
+)
+
 select
-    invoice_id,
-    customer_id,
-    currency,
-    total_minor,
-    case when status in ('open', 'payment_failed') then total_minor else 0 end as amount_remaining_minor
-from billing.invoices;
+    invoices.invoice_id,
+    invoices.customer_id,
+    invoices.currency,
+    invoices.total_minor,
+    case
+        when invoices.status in ('open', 'payment_failed')
+            then invoices.total_minor - coalesce(credited.reduced_minor, 0)
+        else 0
+    end as amount_remaining_minor,
+    invoices.status,
+    invoices.total_minor - coalesce(credited.reduced_minor, 0) as amount_due_minor,
+    coalesce(paid.paid_minor, 0) as paid_minor,
+    coalesce(credited.credited_minor, 0) as credited_minor,
+    coalesce(credited.reduced_minor, 0) as reduced_minor,
+    coalesce(refunded.refunded_minor, 0) as refunded_minor
+from billing.invoices
+left join credited on invoices.invoice_id = credited.invoice_id
+left join paid on invoices.invoice_id = paid.invoice_id
+left join refunded on invoices.invoice_id = refunded.invoice_id;
