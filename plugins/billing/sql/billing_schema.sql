@@ -393,12 +393,13 @@ create table if not exists billing.ledger_accounts (
 insert into billing.ledger_accounts (account, account_type, description) values
     ('accounts_receivable', 'asset', 'What customers owe on issued invoices'),
     ('cash', 'asset', 'Money collected through the payment gateway'),
-    ('customer_credit', 'liability', 'Credit balances owed to customers (credit grants)'),
+    ('customer_credit', 'liability', 'Credit the customers hold: credit grants the system made'),
     ('tax_payable', 'liability', 'Tax invoiced, owed to tax authorities'),
     ('revenue:subscription', 'revenue', 'Base fees and minimum commitments'),
     ('revenue:usage', 'revenue', 'Usage charges and their re-rated adjustments'),
     ('revenue:discounts', 'revenue', 'Discounts given (contra-revenue: a debit balance)'),
-    ('bad_debt', 'expense', 'Receivables written off as uncollectible')
+    ('bad_debt', 'expense', 'Receivables written off as uncollectible'),
+    ('promotional_credit', 'expense', 'Credit grants of the application (promotions) spent on invoices')
 on conflict (account) do update
 set account_type = excluded.account_type, description = excluded.description;
 
