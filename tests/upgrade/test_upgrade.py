@@ -64,7 +64,8 @@ OLD_INVOICES = {
     "billing.invoices": [
         ("in_given_up", "INV-000003", "utc_co", "s_utc", "2026-03-01", "2026-04-01", "USD", 1500, 200, 1300,
          "uncollectible", ISSUED),
-        ("in_voided", "INV-000004", "utc_co", "s_utc", "2026-04-01", "2026-05-01", "USD", 1000, 0, 1000, "void", ISSUED),
+        ("in_voided", "INV-000004", "utc_co", "s_utc", "2026-04-01", "2026-05-01", "USD", 1000, 0, 1000, "void",
+         ISSUED),
     ],
     "billing.invoice_lines": [
         ("in_given_up", 1, "base_fee", None, "Pro base fee", 1, None, 1000, None),
