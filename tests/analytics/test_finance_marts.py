@@ -292,7 +292,13 @@ def test_a_given_up_invoice_leaves_dunning_and_is_written_off(june_closed):
         "select entry_kind, account, debit_minor, credit_minor from {fct_general_ledger}"
         " where invoice_number = 'INV-000001' and entry_kind = 'write_off' order by line_no"
     ) == [("write_off", "bad_debt", 1_100, 0), ("write_off", "accounts_receivable", 0, 1_100)]
+    # then voided: the sale is taken back, from bad debt, on the accounts it was booked to
+    void_invoice("INV-000001", reason="never delivered")
+    assert mart(
+        "select account, debit_minor, credit_minor from {fct_general_ledger}"
+        " where invoice_number = 'INV-000001' and entry_kind = 'void' order by line_no"
+    ) == [("revenue:subscription", 1_000, 0), ("revenue:usage", 100, 0), ("bad_debt", 0, 1_100)]
     # every data test (the reconciliations and the trial balance among them) holds on this warehouse
-    # too, and so does the ledger gate: paid, void, written off, open, every receivable as it remains
+    # too, and so does the ledger gate: paid, void, written off then void, open: every receivable as it remains
     transform.build(("path:models/marts/finance",), as_of=JUNE_CLOSE, grace="1 hour")
     assert check_ledger(as_of="2026-07-03T02:00:00Z").success
