@@ -42,12 +42,13 @@ EVENTS_PER_CUSTOMER = 20  # every customer gets events, so no starter invoice to
 AUTO_CHARGE_SHARE = 0.9  # workload.customers: 9 customers in 10 pay by auto_charge
 SHARD_TIMEOUT_S = 3600
 
-# Undo a count's charges and deliveries: the next count charges the same invoices, delivers the same events.
+# Undo a count's charges and deliveries: the next count charges the same invoices, delivers the same events
+# and posts the same payments (the ledger is emptied: it refuses a delete, and charging does not read it).
 UNDO_CHARGES = """
 update billing.invoices set status = 'open'
 where invoice_id in (select charge_attempts.invoice_id from billing.charge_attempts);
 truncate billing.webhook_delivery_attempts, billing.webhook_deliveries, billing.webhook_events,
-    billing.charge_attempts, billing.sandbox_gateway_charges;
+    billing.charge_attempts, billing.sandbox_gateway_charges, billing.journal_lines, billing.journal_entries;
 """
 
 

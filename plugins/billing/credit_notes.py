@@ -27,6 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from psycopg.rows import dict_row
 
 from billing import ledger
+from billing.bookkeeping import LINE_ACCOUNTS
 from billing.idempotency import idempotency_key
 from billing.invoice_admin import find_invoice
 from billing.invoicing import announce_invoice, invoice_payload
@@ -42,14 +43,6 @@ REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
 METHODS = ("refund", "credit", "reduce")
 # What each method needs of the invoice: money paid (refund, credit) or money still owed (reduce).
 STATUSES_FOR = {"refund": ("paid",), "credit": ("paid",), "reduce": ("open", "payment_failed")}
-# The ledger account a credited line's amount came from (SPEC §14).
-ACCOUNT_OF_KIND = {
-    "usage": "revenue:usage",
-    "adjustment": "revenue:usage",
-    "base_fee": "revenue:subscription",
-    "minimum_commitment": "revenue:subscription",
-    "tax": "tax_payable",
-}
 NET_KINDS = ("base_fee", "usage", "adjustment", "minimum_commitment")
 
 # The invoice's lines with what earlier credit notes took off each.
@@ -275,7 +268,7 @@ def _write(connection, invoice: dict, credit_note_id: str, split: dict[int, int]
          for position, (line_no, amount) in enumerate(split.items(), start=1)],
     )
     entries = [_entry(note, "credit_note", [
-        *(ledger.debit(ACCOUNT_OF_KIND[kinds[line_no]], amount) for line_no, amount in split.items()),
+        *(ledger.debit(LINE_ACCOUNTS[kinds[line_no]], amount) for line_no, amount in split.items()),
         ledger.credit("accounts_receivable", amount_minor),
     ])]
     if method == "credit":

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from psycopg.rows import dict_row
 
+from billing.bookkeeping import void_entries
 from billing.invoicing import invoice_payload
+from billing.ledger import post
 from billing.warehouse import connect
 from billing.webhooks.outbox import enqueue_event
 
@@ -93,7 +95,8 @@ def show_invoice(reference: str) -> InvoiceDetail:
 
 
 def void_invoice(reference: str, *, reason: str) -> dict:
-    """Void an unpaid invoice and announce it (`billing.invoice.voided`), in one transaction."""
+    """Void an unpaid invoice, post its void entry and announce it (`billing.invoice.voided`), in one
+    transaction."""
     with connect() as connection:
         cursor = connection.cursor(row_factory=dict_row)
         invoice = find_invoice(cursor, reference, lock=True)
@@ -111,9 +114,14 @@ def void_invoice(reference: str, *, reason: str) -> dict:
                 "charge_in_flight",
                 f"{invoice['invoice_number']} has a charge in flight; void it once the charge is resolved",
             )
+        [remaining_minor] = cursor.execute(
+            "select amount_remaining_minor from billing.invoice_balances where invoice_id = %s",
+            (invoice["invoice_id"],),
+        ).fetchone().values()
         voided = cursor.execute(
             "update billing.invoices set status = 'void' where invoice_id = %s returning *", (invoice["invoice_id"],)
         ).fetchone()
+        post(connection, void_entries(connection, [(voided, remaining_minor, None)]))
         enqueue_event(
             connection, event_type=INVOICE_VOIDED, subject_id=voided["invoice_id"],
             data={**invoice_payload(voided), "reason": reason, "voided_by": getpass.getuser()},

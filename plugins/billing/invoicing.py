@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from billing.bookkeeping import post_issued
 from billing.credits import CreditBalances
 from billing.settings import invoice_pdf_location
 from billing.warehouse import connect
@@ -63,7 +64,8 @@ class IssueResult:
 
 
 def issue_invoices(*, issued_by_run: str, backfill: bool = False) -> IssueResult:
-    """Issue every draft that has no invoice yet, in one transaction; returns counts.
+    """Issue every draft that has no invoice yet, with their ledger entries, in one transaction;
+    returns counts.
 
     The drafts carry the issuing run's dates (`invoice_date`, `due_at`: they were built for its
     as_of); the invoices also name the run and whether it was a backfill (SPEC §10).
@@ -81,7 +83,9 @@ def issue_invoices(*, issued_by_run: str, backfill: bool = False) -> IssueResult
             _issue(connection, {**draft, **provenance}, sequence_no=first_number + offset, credits=credits)
             for offset, draft in enumerate(drafts)
         ]
-        connection.execute(COPY_DRAFT_LINES, {"invoice_ids": [invoice["invoice_id"] for invoice in invoices]})
+        invoice_ids = [invoice["invoice_id"] for invoice in invoices]
+        connection.execute(COPY_DRAFT_LINES, {"invoice_ids": invoice_ids})
+        post_issued(connection, invoice_ids)
         awaiting_charge = 0
         for draft, invoice in zip(drafts, invoices, strict=True):
             if draft["collection_method"] == "auto_charge" and invoice["status"] == "open":

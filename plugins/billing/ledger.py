@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 # New entries, skipping those already posted; returns the ids written.
 INSERT_ENTRIES = """
-insert into billing.journal_entries (entry_id, kind, invoice_id, customer_id, currency, description)
-select * from unnest(
-    %(entry_ids)s::text [], %(kinds)s::text [], %(invoice_ids)s::text [], %(customer_ids)s::text [],
-    %(currencies)s::text [], %(descriptions)s::text []
+insert into billing.journal_entries (
+    entry_id, kind, invoice_id, customer_id, currency, description, posted_at
 )
+select entry_id, kind, invoice_id, customer_id, currency, description, coalesce(posted_at, now())
+from unnest(
+    %(entry_ids)s::text [], %(kinds)s::text [], %(invoice_ids)s::text [], %(customer_ids)s::text [],
+    %(currencies)s::text [], %(descriptions)s::text [], %(posted_ats)s::timestamptz []
+) as entries (entry_id, kind, invoice_id, customer_id, currency, description, posted_at)
 on conflict (entry_id) do nothing
 returning entry_id
 """
@@ -51,6 +55,8 @@ class JournalEntry:
     description: str
     postings: tuple[Posting, ...]
     invoice_id: str | None = None
+    # when the event happened; None: now (the posting transaction's time)
+    posted_at: datetime | None = None
 
 
 def debit(account: str, amount_minor: int) -> Posting:
@@ -81,6 +87,7 @@ def post(connection, entries: Iterable[JournalEntry]) -> int:
         "customer_ids": [entry.customer_id for entry in entries],
         "currencies": [entry.currency for entry in entries],
         "descriptions": [entry.description for entry in entries],
+        "posted_ats": [entry.posted_at for entry in entries],
     }).fetchall()}
     lines = [
         (entry.entry_id, line_no, posting)

@@ -14,6 +14,7 @@ import psycopg
 
 from billing import raw_events
 from billing.analysts import ANALYST_ROLE, grant_analyst_role
+from billing.bookkeeping import backfill as backfill_ledger
 from billing.contracts import contracts
 from billing.quality.contract_gate import change_counting_sql
 from billing.settings import PROJECT_ROOT
@@ -35,7 +36,8 @@ def needs(database: str) -> str:
 
 
 def init_warehouse() -> None:
-    """Create schemas `raw` and `billing` and their tables, and the analyst role, in one transaction.
+    """Create schemas `raw` and `billing` and their tables, and the analyst role, in one transaction;
+    post the ledger of invoices issued before it existed (once).
 
     Raises InitRefused, with nothing created, when the role lacks a privilege `needs()` lists.
     """
@@ -55,6 +57,7 @@ def init_warehouse() -> None:
                 connection.execute(statement)
         connection.execute(change_counting_sql())
         connection.execute(BILLING_SCHEMA_SQL.read_text())
+        backfill_ledger(connection)
         grant_analyst_role(connection)
 
 

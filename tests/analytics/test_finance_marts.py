@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 from billing import transform
+from billing.bookkeeping import backfill as backfill_ledger
+from billing.bookkeeping import post_issued
 from billing.catalog import apply_catalog
 from billing.invoice_admin import void_invoice
 from billing.loading import load_events
 from billing.payments.retries import retry_failed_charges
 from billing.payments.sandbox import SandboxGateway
+from billing.quality.billing_gates import check_ledger
+from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_dag
 from spine.catalogs import PRO_PLAN
 from spine.events import usage, write_csv
@@ -53,7 +57,7 @@ credit_grants:
 """
 JUNE_CLOSE = "2026-07-01T01:00:00Z"
 FINANCE_MARTS = ("fct_invoices", "fct_invoice_lines", "fct_payments", "fct_payment_success_monthly", "fct_dunning",
-                 "fct_receivables_aging", "fct_revenue")
+                 "fct_receivables_aging", "fct_revenue", "fct_general_ledger", "fct_trial_balance")
 JUNE = date(2026, 6, 1)
 JULY = date(2026, 7, 1)
 
@@ -211,6 +215,60 @@ def test_receivables_age_by_days_past_due_at_each_month_end(june_closed):
     ]
 
 
+def test_the_ledger_posts_every_money_event_and_balances(june_closed):
+    assert mart(
+        "select invoice_number, entry_kind, account, account_type, debit_minor, credit_minor, currency"
+        " from {fct_general_ledger} order by invoice_number, posted_at, entry_kind, line_no"
+    ) == [
+        ("INV-000001", "invoice_issued", "accounts_receivable", "asset", 1_100, 0, "USD"),
+        ("INV-000001", "invoice_issued", "revenue:subscription", "revenue", 0, 1_000, "USD"),
+        ("INV-000001", "invoice_issued", "revenue:usage", "revenue", 0, 100, "USD"),
+        ("INV-000002", "invoice_issued", "accounts_receivable", "asset", 1_500, 0, "USD"),
+        ("INV-000002", "invoice_issued", "revenue:subscription", "revenue", 0, 1_000, "USD"),
+        ("INV-000002", "invoice_issued", "revenue:usage", "revenue", 0, 500, "USD"),
+        # the application's $5 grant: a promotion, an expense once spent
+        ("INV-000003", "credits_applied", "promotional_credit", "expense", 500, 0, "USD"),
+        ("INV-000003", "credits_applied", "accounts_receivable", "asset", 0, 500, "USD"),
+        ("INV-000003", "invoice_issued", "accounts_receivable", "asset", 2_234, 0, "USD"),
+        ("INV-000003", "invoice_issued", "revenue:subscription", "revenue", 0, 1_000, "USD"),
+        ("INV-000003", "invoice_issued", "revenue:usage", "revenue", 0, 1_234, "USD"),
+        ("INV-000003", "payment_succeeded", "cash", "asset", 1_734, 0, "USD"),
+        ("INV-000003", "payment_succeeded", "accounts_receivable", "asset", 0, 1_734, "USD"),
+        # Void Co used nothing: its usage line of 0 posts nothing; the void takes the sale back
+        ("INV-000004", "invoice_issued", "accounts_receivable", "asset", 1_000, 0, "USD"),
+        ("INV-000004", "invoice_issued", "revenue:subscription", "revenue", 0, 1_000, "USD"),
+        ("INV-000004", "void", "revenue:subscription", "revenue", 1_000, 0, "USD"),
+        ("INV-000004", "void", "accounts_receivable", "asset", 0, 1_000, "USD"),
+        ("INV-000005", "invoice_issued", "accounts_receivable", "asset", 982, 0, "JPY"),
+        ("INV-000005", "invoice_issued", "revenue:subscription", "revenue", 0, 980, "JPY"),
+        ("INV-000005", "invoice_issued", "revenue:usage", "revenue", 0, 2, "JPY"),
+        ("INV-000005", "payment_succeeded", "cash", "asset", 982, 0, "JPY"),
+        ("INV-000005", "payment_succeeded", "accounts_receivable", "asset", 0, 982, "JPY"),
+    ]
+    # receivable: INV-000001's 11.00 and INV-000002's 15.00, what remains to pay on them
+    assert mart(
+        "select distinct on (account, currency) account, currency, balance_minor, balance_major"
+        " from {fct_trial_balance} order by account, currency, posted_month desc"
+    ) == [
+        ("accounts_receivable", "JPY", 0, Decimal("0")),
+        ("accounts_receivable", "USD", 2_600, Decimal("26.00")),
+        ("cash", "JPY", 982, Decimal("982")),
+        ("cash", "USD", 1_734, Decimal("17.34")),
+        ("promotional_credit", "USD", 500, Decimal("5.00")),
+        ("revenue:subscription", "JPY", -980, Decimal("-980")),
+        ("revenue:subscription", "USD", -3_000, Decimal("-30.00")),
+        ("revenue:usage", "JPY", -2, Decimal("-2")),
+        ("revenue:usage", "USD", -1_834, Decimal("-18.34")),
+    ]
+    assert mart("select currency, sum(debits_minor), sum(credits_minor) from {fct_trial_balance} group by 1"
+                " order by 1") == [("JPY", 1_964, 1_964), ("USD", 9_068, 9_068)]
+    # issuing again, or init's backfill, posts nothing twice
+    with connect() as connection:
+        invoice_ids = [invoice_id for (invoice_id,) in connection.execute("select invoice_id from billing.invoices")]
+        assert post_issued(connection, invoice_ids) == 0
+        assert backfill_ledger(connection) == 0
+
+
 def test_the_marts_outlive_a_rebuild_of_the_staging_views_under_them(june_closed):
     # dbt replaces a view by dropping it with CASCADE: the hourly usage update re-creates the marts
     transform.update_usage(as_of="2026-07-02T03:00:00Z", grace="1 hour")
@@ -228,5 +286,19 @@ def test_a_given_up_invoice_leaves_dunning_and_is_written_off(june_closed):
         "select distinct status_as_of, aging_bucket, written_off_at from {fct_receivables_aging}"
         " where invoice_number = 'INV-000001'"
     ) == [("uncollectible", "written_off", datetime(2026, 7, 3, 2, tzinfo=UTC))]
-    # every data test (the reconciliations among them) holds on this warehouse too
+    # written off: what remained, from the receivable to bad debt, once however often the run is repeated
+    retry_failed_charges(SandboxGateway(), now=datetime(2026, 7, 3, 2, tzinfo=UTC))
+    assert mart(
+        "select entry_kind, account, debit_minor, credit_minor from {fct_general_ledger}"
+        " where invoice_number = 'INV-000001' and entry_kind = 'write_off' order by line_no"
+    ) == [("write_off", "bad_debt", 1_100, 0), ("write_off", "accounts_receivable", 0, 1_100)]
+    # then voided: the sale is taken back, from bad debt, on the accounts it was booked to
+    void_invoice("INV-000001", reason="never delivered")
+    assert mart(
+        "select account, debit_minor, credit_minor from {fct_general_ledger}"
+        " where invoice_number = 'INV-000001' and entry_kind = 'void' order by line_no"
+    ) == [("revenue:subscription", 1_000, 0), ("revenue:usage", 100, 0), ("bad_debt", 0, 1_100)]
+    # every data test (the reconciliations and the trial balance among them) holds on this warehouse
+    # too, and so does the ledger gate: paid, void, written off then void, open: every receivable as it remains
     transform.build(("fqn:marts.finance",), as_of=JUNE_CLOSE, grace="1 hour")
+    assert check_ledger(as_of="2026-07-03T02:00:00Z").success

@@ -13,8 +13,8 @@ from billing.settings import DBT_PROJECT_DIR
 from conftest import reset_warehouse
 
 # Every model in these folders reads only seeds, staging and intermediate models, so building those
-# is all the unit tests of intermediate models need.
-PARENT_LAYERS = ("resource_type:seed", "fqn:staging", "fqn:intermediate")
+# is all the unit tests of intermediate models need; the trial balance reads the general ledger (a view).
+PARENT_LAYERS = ("resource_type:seed", "fqn:staging", "fqn:intermediate", "fct_general_ledger")
 
 UNIT_TESTED_MODELS = {
     "int_subscription_periods",

@@ -106,6 +106,15 @@ def test_an_invoice_unpaid_72_hours_after_its_last_attempt_is_given_up(warehouse
     assert query(
         "select count(*) from billing.webhook_events where event_type = 'billing.invoice.uncollectible'"
     ) == [(2,)]
+    # what remained ($2.00 and $1.00) written off to bad debt, in the transaction that gave them up
+    assert query(
+        "select invoices.subscription_id, lines.account, lines.debit_minor, lines.credit_minor"
+        " from billing.journal_entries as entries join billing.journal_lines as lines using (entry_id)"
+        " join billing.invoices using (invoice_id) where entries.kind = 'write_off' order by 1, lines.line_no"
+    ) == [
+        ("s_never", "bad_debt", 200, 0), ("s_never", "accounts_receivable", 0, 200),
+        ("s_once", "bad_debt", 100, 0), ("s_once", "accounts_receivable", 0, 100),
+    ]
 
 
 def test_the_schedule_is_spec_s_one_row_sql_can_read(warehouse):

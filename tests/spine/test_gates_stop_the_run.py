@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from billing.catalog import apply_catalog
+from billing.ledger import JournalEntry, credit, debit, post
 from billing.loading import load_events
 from billing.orchestration import run_dag as run_dag_outcome
 from billing.quality.acknowledgements import acknowledge
@@ -89,7 +90,8 @@ def test_gates_stop_the_close_until_the_data_is_fixed_or_acknowledged(warehouse,
 
 
 def test_ledger_gate_stops_charge_retries_until_fixed(warehouse, tmp_path: Path):
-    """Runs on the previous test's invoices: a second successful charge recorded for one of them."""
+    """Runs on the previous test's invoices: a second successful charge recorded for one of them, and
+    a balanced journal entry that leaves it receivable though it is paid."""
     [(invoice_id, total)] = query(
         "select invoice_id, total_minor from billing.invoices where invoice_number = 'INV-000001'"
     )
@@ -100,12 +102,31 @@ def test_ledger_gate_stops_charge_retries_until_fixed(warehouse, tmp_path: Path)
             " status, attempted_for) values ('ch_manual', %s, 9, %s, 'USD', 'succeeded', now())",
             (invoice_id, total),
         )
+        connection.execute(
+            "insert into billing.journal_entries (entry_id, kind, invoice_id, customer_id, currency, description)"
+            " values ('wrong', 'payment_succeeded', %s, 'twice', 'USD', 'a refund booked as a payment')",
+            (invoice_id,),
+        )
+        connection.execute(
+            "insert into billing.journal_lines (entry_id, line_no, account, debit_minor, credit_minor)"
+            " values ('wrong', 1, 'accounts_receivable', 300, 0), ('wrong', 2, 'cash', 0, 300)"
+        )
     before = money_moved()
     stopped = run_dag_outcome("charge_retries", logical_date=parse_timestamp("2026-07-02T02:00:00Z"))
     assert stopped.failed_tasks == ("check_ledger",)
     assert "check no_invoice_with_two_successful_charges" in stopped.failure_messages["check_ledger"]
+    # paid: nothing remains, yet the ledger holds it receivable
+    assert (f"check receivables_equal_amount_remaining: expect_table_row_count_to_equal(value=0) — observed 1,"
+            f" e.g. {{invoice_id: '{invoice_id}', currency: 'USD', receivable_minor: 300, amount_remaining_minor: 0}}"
+            ) in stopped.failure_messages["check_ledger"]
     assert money_moved() == before
 
     with connect() as connection:
         connection.execute("delete from billing.charge_attempts where idempotency_key = 'ch_manual'")
+        # the ledger is append-only: a wrong entry is corrected by its reversal
+        post(connection, [JournalEntry(
+            entry_id="wrong:reversed", kind="correction", customer_id="twice", currency="USD",
+            description="reverses entry wrong", invoice_id=invoice_id,
+            postings=(debit("cash", 300), credit("accounts_receivable", 300)),
+        )])
     run_dag("charge_retries", "2026-07-02T02:00:00Z")

@@ -158,6 +158,12 @@ credit_grants:
         " order by 1"
     ) == [(f"carry_{july}", "system", 5_000), ("welcome", "application", 0)]
     assert query("select * from raw.credit_grants") == application_grants
+    # in the ledger the carried €90 is credit the customer holds, €40 of it spent (€50 left, as above);
+    # the €5 welcome grant is a promotion, an expense when spent
+    assert query(
+        "select account, sum(credit_minor - debit_minor) from billing.journal_lines"
+        " where account in ('customer_credit', 'promotional_credit') group by 1 order by 1"
+    ) == [("customer_credit", 5_000), ("promotional_credit", -500)]
 
 
 PLANS = """

@@ -55,6 +55,38 @@ LATE_EVENTS = [
 ]
 # a delivery still pending in the old warehouse, of its first event (created 2026-12-03 20:27:30.462673)
 PENDING_DELIVERY = ("msg_910e3bef32b9356c4e66a7033494954b", "ep_old")
+# Invoices in states the old warehouse's two lack, as its code wrote them: given up after three
+# declines, with $2 of the welcome grant applied, and voided; each state change with its webhook event.
+ISSUED = "2026-12-03 21:00:00+00"
+GIVEN_UP_AT = datetime(2026, 12, 6, 2, tzinfo=UTC)
+VOIDED_AT = datetime(2026, 12, 7, 9, tzinfo=UTC)
+OLD_INVOICES = {
+    "billing.invoices": [
+        ("in_given_up", "INV-000003", "utc_co", "s_utc", "2026-03-01", "2026-04-01", "USD", 1500, 200, 1300,
+         "uncollectible", ISSUED),
+        ("in_voided", "INV-000004", "utc_co", "s_utc", "2026-04-01", "2026-05-01", "USD", 1000, 0, 1000, "void",
+         ISSUED),
+    ],
+    "billing.invoice_lines": [
+        ("in_given_up", 1, "base_fee", None, "Pro base fee", 1, None, 1000, None),
+        ("in_given_up", 2, "usage", "api_call", "API calls", 500, 0, 500, None),
+        ("in_given_up", 3, "credit", None, "Credits applied", None, None, -200, None),
+        ("in_voided", 1, "base_fee", None, "Pro base fee", 1, None, 1000, None),
+    ],
+    "billing.credit_applications": [("welcome", "in_given_up", 200, "USD", ISSUED)],
+    "billing.charge_attempts": [
+        (f"ch_given_up_{attempt_no}", "in_given_up", attempt_no, "pm_card_chargeDeclined", 1300, "USD", "failed",
+         "card_declined", None, f"2026-12-0{3 + attempt_no} 02:00:00+00", ISSUED, ISSUED)
+        for attempt_no in (1, 2, 3)
+    ],
+    "billing.webhook_events": [
+        ("msg_given_up", "billing.invoice.uncollectible", "in_given_up", GIVEN_UP_AT, "{}", None),
+        ("msg_voided", "billing.invoice.voided", "in_voided", VOIDED_AT, "{}", None),
+    ],
+}
+PAID_AT = datetime(2026, 12, 3, 20, 27, 31, 103932, tzinfo=UTC)
+ISSUED_AT = datetime(2026, 12, 3, 20, 27, 30, 462673, tzinfo=UTC)
+ISSUED_LATER_AT = datetime(2026, 12, 3, 21, tzinfo=UTC)
 # a grant's balance in cents: its amount less what it has given (billing.credit_applications)
 BALANCES = """
 select grants.grant_id, grants.amount * 100 - coalesce(sum(applications.amount_minor), 0)
@@ -97,6 +129,9 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
     with psycopg.connect(old_warehouse) as connection:
         connection.cursor().executemany(
             "insert into raw.credit_grants values (%s, %s, %s, %s, %s, %s)", [APPLICATION_GRANT, CARRIED_GRANT])
+        for table, rows in OLD_INVOICES.items():
+            connection.cursor().executemany(
+                f"insert into {table} values ({', '.join(['%s'] * len(rows[0]))})", rows)
         connection.execute("insert into billing.webhook_deliveries (event_id, endpoint_id) values (%s, %s)",
                            PENDING_DELIVERY)
         connection.cursor().executemany("insert into raw.usage_events values (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -104,8 +139,8 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         connection.execute("grant select on raw.usage_events to public")
         balances = connection.execute(BALANCES.format(grants="raw.credit_grants")).fetchall()
     before = _read(old_warehouse)
-    assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002"]
-    assert balances == [(CARRIED_GRANT[0], 250), ("welcome", 500)]
+    assert [row[1] for row in before["invoices"]] == ["INV-000001", "INV-000002", "INV-000003", "INV-000004"]
+    assert balances == [(CARRIED_GRANT[0], 250), ("welcome", 300)]
 
     _init(old_warehouse)
     _init(old_warehouse)  # again: nothing moves twice
@@ -116,7 +151,7 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         # issued at 20:27 UTC on Dec 3: Dec 4 in Tokyo; due at once (no net terms), at local midnight
         assert connection.execute(
             "select invoice_number, invoice_date::text, due_at, issued_by_run, issued_in_backfill"
-            " from billing.invoices order by invoice_number"
+            " from billing.invoices where invoice_number <= 'INV-000002' order by invoice_number"
         ).fetchall() == [
             ("INV-000001", "2026-12-04", datetime(2026, 12, 3, 15, tzinfo=UTC), None, False),
             ("INV-000002", "2026-12-03", datetime(2026, 12, 3, tzinfo=UTC), None, False),
@@ -152,8 +187,10 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         assert connection.execute("select * from billing.charge_retry_policy").fetchall() == [
             (3, timedelta(days=1), timedelta(hours=72)),
         ]
-        # its one attempt succeeded: nothing for the retry schedule
-        assert connection.execute("select * from billing.charge_collection_schedule").fetchall() == []
+        # its one attempt succeeded: nothing for the retry schedule (INV-000003's three are spent)
+        assert connection.execute(
+            "select invoice_id, attempts_left from billing.charge_collection_schedule").fetchall() == [
+            ("in_given_up", 0)]
         assert connection.execute("select * from raw.credit_grants").fetchall() == [APPLICATION_GRANT]
         # its endpoint gets it in the order of its event's creation (the dispatcher's claim index)
         assert connection.execute(
@@ -166,6 +203,41 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             BALANCES.format(grants="(select grant_id, amount from raw.credit_grants"
                                    " union all select grant_id, amount from billing.credit_grants)")
         ).fetchall() == balances
+        # the ledger of every invoice, posted once (init ran twice), each event at its time
+        assert connection.execute(
+            "select invoices.invoice_number, entries.kind, entries.posted_at, lines.account, lines.debit_minor,"
+            " lines.credit_minor from billing.journal_entries as entries"
+            " join billing.journal_lines as lines using (entry_id) join billing.invoices using (invoice_id)"
+            " order by 1, 3, 2, lines.line_no"
+        ).fetchall() == [
+            ("INV-000001", "invoice_issued", ISSUED_AT, "accounts_receivable", 1200, 0),
+            ("INV-000001", "invoice_issued", ISSUED_AT, "revenue:subscription", 0, 1000),
+            ("INV-000001", "invoice_issued", ISSUED_AT, "revenue:usage", 0, 200),
+            ("INV-000001", "payment_succeeded", PAID_AT, "cash", 1200, 0),
+            ("INV-000001", "payment_succeeded", PAID_AT, "accounts_receivable", 0, 1200),
+            ("INV-000002", "invoice_issued", ISSUED_AT, "accounts_receivable", 1500, 0),
+            ("INV-000002", "invoice_issued", ISSUED_AT, "revenue:subscription", 0, 1000),
+            ("INV-000002", "invoice_issued", ISSUED_AT, "revenue:usage", 0, 500),
+            ("INV-000003", "credits_applied", ISSUED_LATER_AT, "promotional_credit", 200, 0),
+            ("INV-000003", "credits_applied", ISSUED_LATER_AT, "accounts_receivable", 0, 200),
+            ("INV-000003", "invoice_issued", ISSUED_LATER_AT, "accounts_receivable", 1500, 0),
+            ("INV-000003", "invoice_issued", ISSUED_LATER_AT, "revenue:subscription", 0, 1000),
+            ("INV-000003", "invoice_issued", ISSUED_LATER_AT, "revenue:usage", 0, 500),
+            ("INV-000003", "write_off", GIVEN_UP_AT, "bad_debt", 1300, 0),
+            ("INV-000003", "write_off", GIVEN_UP_AT, "accounts_receivable", 0, 1300),
+            ("INV-000004", "invoice_issued", ISSUED_LATER_AT, "accounts_receivable", 1000, 0),
+            ("INV-000004", "invoice_issued", ISSUED_LATER_AT, "revenue:subscription", 0, 1000),
+            ("INV-000004", "void", VOIDED_AT, "revenue:subscription", 1000, 0),
+            ("INV-000004", "void", VOIDED_AT, "accounts_receivable", 0, 1000),
+        ]
+        # what each invoice's receivable holds is what remains to pay on it: INV-000002's total
+        assert connection.execute(
+            "select balances.invoice_id, balances.amount_remaining_minor,"
+            " (select sum(debit_minor - credit_minor) from billing.journal_lines join billing.journal_entries"
+            "  using (entry_id) where invoice_id = balances.invoice_id and account = 'accounts_receivable')"
+            " from billing.invoice_balances as balances order by 1"
+        ).fetchall() == [("in_6460bd27f6ac85edd8ee3286", 0, 0), ("in_82e75521f46b8e0044e8df13", 1500, 1500),
+                         ("in_given_up", 0, 0), ("in_voided", 0, 0)]
 
 
 def test_billing_init_gives_an_old_warehouse_the_analyst_role(old_warehouse: str) -> None:

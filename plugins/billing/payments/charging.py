@@ -14,8 +14,10 @@ from datetime import datetime
 
 from psycopg.rows import dict_row
 
+from billing.bookkeeping import payment_entry, write_off_entry
 from billing.idempotency import idempotency_key
 from billing.invoicing import announce_invoice, invoice_payload
+from billing.ledger import post
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, PaymentGateway
 from billing.settings import charge_concurrency
 from billing.shards import ONE_SHARD, Shard
@@ -59,7 +61,8 @@ on conflict do nothing
 
 # Record a pending attempt's outcome and move its invoice: paid, or failed until its last attempt
 # (SPEC §7). Only an invoice still awaiting payment moves; an operator's void stands. Returns the
-# invoice, or nothing when the attempt was no longer pending (another run resolved it first).
+# invoice, with what remained to pay before (a write-off's amount), or nothing when the attempt was
+# no longer pending (another run resolved it first).
 RESOLVE_ATTEMPT = """
 with resolved as (
     update billing.charge_attempts
@@ -77,8 +80,9 @@ set status = case
 end
 from resolved
 cross join billing.charge_retry_policy as policy
+inner join billing.invoice_balances as balances on resolved.invoice_id = balances.invoice_id
 where invoices.invoice_id = resolved.invoice_id
-returning invoices.*
+returning invoices.*, balances.amount_remaining_minor as remaining_before_minor
 """
 
 
@@ -161,7 +165,8 @@ def _charge(gateway: PaymentGateway, attempt: dict) -> ChargeOutcome | str:
 
 
 def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
-    """Record the outcome, move the invoice and enqueue its webhooks, in one transaction."""
+    """Record the outcome, move the invoice, post its ledger entries (the payment, or a write-off when
+    it became uncollectible) and enqueue its webhooks, in one transaction."""
     with connect() as connection:
         invoice = connection.cursor(row_factory=dict_row).execute(RESOLVE_ATTEMPT, {
             "idempotency_key": attempt["idempotency_key"],
@@ -171,6 +176,12 @@ def resolve_attempt(attempt: dict, outcome: ChargeOutcome) -> None:
         }).fetchone()
         if invoice is None:
             return  # NOTE: another run resolved it first; its outcome and events stand
+        # NOTE: a charge that succeeded took the money, whatever the invoice's status
+        post(connection, [
+            *([payment_entry(invoice, attempt)] if outcome.succeeded else []),
+            *([write_off_entry(invoice, invoice["remaining_before_minor"])]
+              if invoice["status"] == "uncollectible" else []),
+        ])
         with connection.pipeline():  # the events' inserts need no answer: sent in one round trip
             enqueue_event(
                 connection,

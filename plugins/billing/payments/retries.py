@@ -14,6 +14,8 @@ from datetime import datetime
 
 from psycopg.rows import dict_row
 
+from billing.bookkeeping import write_off_entry
+from billing.ledger import post
 from billing.payments.charging import (
     ChargeSummary,
     announce_uncollectible,
@@ -37,15 +39,17 @@ where invoices.status = 'payment_failed'
 order by invoices.invoice_number
 """
 
+# The shard's failed invoices given up, with what remained to pay (their write-off).
 GIVEN_UP = """
 update billing.invoices
 set status = 'uncollectible'
 from billing.charge_collection_schedule as schedule
+inner join billing.invoice_balances as balances on schedule.invoice_id = balances.invoice_id
 where invoices.invoice_id = schedule.invoice_id
     and invoices.status = 'payment_failed'
     and billing.shard_of(invoices.customer_id, %(shards)s) = %(shard)s
     and schedule.gives_up_at <= %(now)s::timestamptz
-returning invoices.*
+returning invoices.*, balances.amount_remaining_minor as remaining_before_minor
 """
 
 
@@ -61,11 +65,12 @@ def retry_failed_charges(
 
 def give_up_stale(*, now: datetime, shard: Shard = ONE_SHARD) -> int:
     """Mark `uncollectible` the shard's failed invoices whose last attempt is `give_up_after` old, with
-    their webhook."""
+    their write-offs and webhooks."""
     with connect() as connection:
         invoices = connection.cursor(row_factory=dict_row).execute(
             GIVEN_UP, {"now": now, **shard.sql_params()}
         ).fetchall()
+        post(connection, [write_off_entry(invoice, invoice["remaining_before_minor"]) for invoice in invoices])
         for invoice in invoices:
             announce_uncollectible(connection, invoice)
     return len(invoices)

@@ -524,7 +524,9 @@ def _quantity_mismatches() -> str:
 
 
 def ledger_gate(window: ClosingWindow) -> Gate:
-    """Before charging: the invoices about to be charged, and every charge, are consistent."""
+    """Before charging: the invoices about to be charged, and every charge, are consistent, and the
+    books balance (SPEC §14): every journal entry, every currency, and every invoice's receivable
+    against what remains to pay (billing.invoice_balances, that rule's one home)."""
     from billing.quality.runner import load_great_expectations
 
     expect = load_great_expectations().expectations
@@ -575,6 +577,60 @@ def ledger_gate(window: ClosingWindow) -> Gate:
                     or invoices.total_minor < 0
             """,
             key_columns=("invoice_id",),
+            expectations=no_rows,
+        ),
+        Check(
+            # The warehouse refuses an unbalanced statement; this also finds an entry without lines.
+            "journal_entries_balance",
+            """
+                select entries.entry_id, entries.kind, entries.invoice_id, entries.currency,
+                    coalesce(sum(lines.debit_minor), 0) as debits_minor,
+                    coalesce(sum(lines.credit_minor), 0) as credits_minor
+                from billing.journal_entries as entries
+                left join billing.journal_lines as lines on entries.entry_id = lines.entry_id
+                group by 1
+                having coalesce(sum(lines.debit_minor), 0) != coalesce(sum(lines.credit_minor), 0)
+                    or count(lines.entry_id) = 0
+            """,
+            key_columns=("entry_id",),
+            expectations=no_rows,
+        ),
+        Check(
+            "journal_balances_per_currency",
+            """
+                select entries.currency, sum(lines.debit_minor) as debits_minor,
+                    sum(lines.credit_minor) as credits_minor
+                from billing.journal_entries as entries
+                inner join billing.journal_lines as lines on entries.entry_id = lines.entry_id
+                group by 1
+                having sum(lines.debit_minor) != sum(lines.credit_minor)
+            """,
+            key_columns=("currency",),
+            expectations=no_rows,
+        ),
+        Check(
+            # What remains to pay less any refund owed (invoice_balances.receivable_minor). An entry on
+            # accounts_receivable in another currency, or without an invoice, is a row too.
+            "receivables_equal_amount_remaining",
+            """
+                with receivables as (
+                    select entries.invoice_id, entries.currency,
+                        sum(lines.debit_minor - lines.credit_minor) as receivable_minor
+                    from billing.journal_entries as entries
+                    inner join billing.journal_lines as lines on entries.entry_id = lines.entry_id
+                    where lines.account = 'accounts_receivable'
+                    group by 1, 2
+                )
+                select coalesce(balances.invoice_id, receivables.invoice_id) as invoice_id,
+                    coalesce(balances.currency, receivables.currency) as currency,
+                    coalesce(receivables.receivable_minor, 0) as receivable_minor,
+                    coalesce(balances.receivable_minor, 0) as amount_remaining_minor
+                from billing.invoice_balances as balances
+                full join receivables
+                    on balances.invoice_id = receivables.invoice_id and balances.currency = receivables.currency
+                where coalesce(receivables.receivable_minor, 0) != coalesce(balances.receivable_minor, 0)
+            """,
+            key_columns=("invoice_id", "currency"),
             expectations=no_rows,
         ),
     ))

@@ -393,12 +393,13 @@ create table if not exists billing.ledger_accounts (
 insert into billing.ledger_accounts (account, account_type, description) values
     ('accounts_receivable', 'asset', 'What customers owe on issued invoices'),
     ('cash', 'asset', 'Money collected through the payment gateway'),
-    ('customer_credit', 'liability', 'Credit balances owed to customers (credit grants)'),
+    ('customer_credit', 'liability', 'Credit the customers hold: credit grants the system made'),
     ('tax_payable', 'liability', 'Tax invoiced, owed to tax authorities'),
     ('revenue:subscription', 'revenue', 'Base fees and minimum commitments'),
     ('revenue:usage', 'revenue', 'Usage charges and their re-rated adjustments'),
     ('revenue:discounts', 'revenue', 'Discounts given (contra-revenue: a debit balance)'),
-    ('bad_debt', 'expense', 'Receivables written off as uncollectible')
+    ('bad_debt', 'expense', 'Receivables written off as uncollectible'),
+    ('promotional_credit', 'expense', 'Credit grants of the application (promotions) spent on invoices')
 on conflict (account) do update
 set account_type = excluded.account_type, description = excluded.description;
 
@@ -549,7 +550,10 @@ for each row execute function billing.refuse_ledger_edit();
 -- ledger gate, the PDFs and the marts read. An unpaid invoice owes its total less its `reduce`
 -- credit notes (amount_due_minor: what a charge collects); a paid, void or uncollectible one owes
 -- nothing. Beside it, for analysts and the credit-note rules: what was paid (succeeded charges),
--- credited (every credit note), reduced, and refunded (succeeded refunds).
+-- credited (every credit note), reduced, and refunded (succeeded refunds). A refund not (yet) made
+-- (pending, or refused by the gateway and settled by hand) is owed to the customer: the invoice's
+-- receivable (receivable_minor, what the ledger's accounts_receivable holds for it) is what remains
+-- to pay less that.
 create or replace view billing.invoice_balances as
 with
 
@@ -570,9 +574,11 @@ paid as (
 ),
 
 refunded as (
-    select invoice_id, sum(amount_minor)::bigint as refunded_minor
+    select
+        invoice_id,
+        coalesce(sum(amount_minor) filter (where status = 'succeeded'), 0)::bigint as refunded_minor,
+        coalesce(sum(amount_minor) filter (where status != 'succeeded'), 0)::bigint as refund_owed_minor
     from billing.refunds
-    where status = 'succeeded'
     group by invoice_id
 )
 
@@ -591,7 +597,13 @@ select
     coalesce(paid.paid_minor, 0) as paid_minor,
     coalesce(credited.credited_minor, 0) as credited_minor,
     coalesce(credited.reduced_minor, 0) as reduced_minor,
-    coalesce(refunded.refunded_minor, 0) as refunded_minor
+    coalesce(refunded.refunded_minor, 0) as refunded_minor,
+    coalesce(refunded.refund_owed_minor, 0) as refund_owed_minor,
+    case
+        when invoices.status in ('open', 'payment_failed')
+            then invoices.total_minor - coalesce(credited.reduced_minor, 0)
+        else 0
+    end - coalesce(refunded.refund_owed_minor, 0) as receivable_minor
 from billing.invoices
 left join credited on invoices.invoice_id = credited.invoice_id
 left join paid on invoices.invoice_id = paid.invoice_id
