@@ -166,6 +166,10 @@ def test_a_refund_whose_answer_is_lost_stays_pending_and_is_resent_once(june_clo
     refunded = ("select refunds.status from billing.refunds join billing.invoices using (invoice_id)"
                 " where customer_id = 'flaky'")
     assert query(refunded) == [("pending",)]
+    # while pending, the refund is owed to the customer: the books agree, and no run is stopped
+    assert query("select receivable_minor from billing.invoice_balances join billing.invoices using (invoice_id)"
+                 " where invoice_number = 'INV-000005'") == [(-24_900,)]
+    assert gates.check_ledger(as_of="2026-07-02T02:00:00Z").success
 
     assert resume_pending_refunds(SandboxGateway()) == {"resumed": 1}  # what the daily charge_retries run does
     assert query(refunded) == [("succeeded",)]
