@@ -20,21 +20,38 @@ customers as (
 
 ),
 
+totals as (
+
+    select * from {{ ref('int_invoice_totals') }}
+
+),
+
 lines as (
 
     select * from {{ ref('fct_draft_invoice_lines') }}
 
 ),
 
-line_totals as (
+line_counts as (
 
     select
         invoice_id,
-        count(*) as count_lines,
-        sum(amount_minor) as subtotal_minor,
-        bool_or(amount_minor is null) as is_out_of_range
+        count(*) as count_lines
 
     from lines
+
+    group by 1
+
+),
+
+taxes as (
+
+    select
+        invoice_id,
+        sum(tax_minor) filter (where not inclusive) as tax_minor,
+        sum(tax_minor) filter (where inclusive) as tax_inclusive_minor
+
+    from {{ ref('int_invoice_taxes') }}
 
     group by 1
 
@@ -47,9 +64,7 @@ line_totals as (
 final as (
 
     select
-        {{ invoice_id(
-            'closed_periods.subscription_id', 'closed_periods.period_start'
-        ) }} as invoice_id,
+        totals.invoice_id,
         closed_periods.customer_id,
         closed_periods.subscription_id,
         closed_periods.plan_id,
@@ -57,13 +72,21 @@ final as (
         closed_periods.period_end,
         plans.currency,
         customers.collection_method,
-        coalesce(line_totals.count_lines, 0)::int as count_lines,
-        case when line_totals.is_out_of_range then 'amount_out_of_range' end
+        coalesce(line_counts.count_lines, 0)::int as count_lines,
+        case when totals.is_out_of_range then 'amount_out_of_range' end
             as hold_reason,
-        case
-            when not coalesce(line_totals.is_out_of_range, false) then
-                coalesce(line_totals.subtotal_minor, 0)::bigint
-        end as subtotal_minor,
+        -- SPEC §12: total before credits = subtotal - discounts + minimum
+        -- + exclusive tax; inclusive tax is inside the subtotal already
+        totals.subtotal_minor,
+        totals.discount_minor,
+        totals.minimum_minor,
+        coalesce(taxes.tax_minor, 0)::bigint as tax_minor,
+        coalesce(taxes.tax_inclusive_minor, 0)::bigint as tax_inclusive_minor,
+        (
+            totals.subtotal_minor - totals.discount_minor
+            + totals.minimum_minor + coalesce(taxes.tax_minor, 0)
+        )::bigint as total_before_credits_minor,
+        totals.is_reverse_charge as reverse_charge,
         -- SPEC §10: the issuing run's as_of as a date in the customer's
         -- timezone, and due net_terms_days later at local midnight
         invoice_dates.invoice_date,
@@ -87,11 +110,16 @@ final as (
                     as invoice_date
         ) as invoice_dates
 
-    left join line_totals
+    inner join totals
         on
-            {{ invoice_id(
-                'closed_periods.subscription_id', 'closed_periods.period_start'
-            ) }} = line_totals.invoice_id
+            closed_periods.subscription_id = totals.subscription_id
+            and closed_periods.period_start = totals.period_start
+
+    left join line_counts
+        on totals.invoice_id = line_counts.invoice_id
+
+    left join taxes
+        on totals.invoice_id = taxes.invoice_id
 
 )
 
