@@ -89,7 +89,8 @@ def test_worked_examples_bill_exactly(closed):
         ("base_fee", 60000, True), ("tax", 11400, True), ("credit", -70000, True)]
     assert [line[:3] for line in lines("s_sydney", "2026-04-01")] == [("base_fee", 11000, True), ("tax", 1000, False)]
     assert [line[0] for line in lines("s_paris", "2026-04-01")] == ["base_fee"]
-    assert [line[:3] for line in lines("s_free", "2026-04-01")] == [("base_fee", 38000, True), ("discount", -38000, True)]
+    assert [line[:3] for line in lines("s_free", "2026-04-01")] == [
+        ("base_fee", 38000, True), ("discount", -38000, True)]
 
     # the marts: revenue net of discounts and of the tax inclusive prices contain; tax by jurisdiction
     assert query(
@@ -143,8 +144,10 @@ def test_bad_coupons_and_tax_settings_are_refused_with_their_reasons(closed, tmp
     )
     refused = run_cli("catalog", "apply", str(rules), check=False)
     assert refused.returncode != 0
-    for place in ("coupons[0] (line 2): rule coupon_has_one_discount", "coupons[1] (line 3): rule coupon_has_one_discount",
-                  "coupons[2] (line 4): rule coupon_has_one_discount", "customers[0] (line 6): rule tax_rates_exist"):
+    for place in ("coupons[0] (line 2): rule coupon_has_one_discount",
+                  "coupons[1] (line 3): rule coupon_has_one_discount",
+                  "coupons[2] (line 4): rule coupon_has_one_discount",
+                  "customers[0] (line 6): rule tax_rates_exist"):
         assert place in refused.stderr
     values = tmp_path / "values.yaml"
     values.write_text(

@@ -45,7 +45,10 @@ covered_periods as (
         periods.period_start,
         row_number() over (
             partition by redemptions.redemption_id
-            order by periods.period_end, periods.period_start, periods.subscription_id
+            order by
+                periods.period_end,
+                periods.period_start,
+                periods.subscription_id
         ) as period_no
 
     from redemptions
@@ -92,10 +95,14 @@ applicable as (
         subtotals.subtotal_minor > 0
         and (
             covered_periods.duration = 'forever'
-            or (covered_periods.duration = 'once' and covered_periods.period_no = 1)
+            or (
+                covered_periods.duration = 'once'
+                and covered_periods.period_no = 1
+            )
             or (
                 covered_periods.duration = 'repeating'
-                and covered_periods.period_no <= covered_periods.duration_in_periods
+                and covered_periods.period_no
+                <= covered_periods.duration_in_periods
             )
         )
         and (

@@ -36,17 +36,11 @@ final as (
         tax_rates.inclusive,
         totals.currency,
         totals.taxable_minor,
-        case
-            when tax_rates.inclusive then
-                {{ to_minor_units(divide(
-                    'totals.taxable_minor * tax_rates.percentage',
-                    '100 + tax_rates.percentage'
-                ), '0') }}
-            else
-                {{ to_minor_units(divide(
-                    'totals.taxable_minor * tax_rates.percentage', '100'
-                ), '0') }}
-        end as tax_minor
+        {{ to_minor_units(divide(
+            'totals.taxable_minor * tax_rates.percentage',
+            'case when tax_rates.inclusive'
+            ~ ' then 100 + tax_rates.percentage else 100 end'
+        ), '0') }} as tax_minor
 
     from totals
 

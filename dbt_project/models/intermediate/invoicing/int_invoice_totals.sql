@@ -97,7 +97,8 @@ final as (
                 - discounted.discounted_minor as minimum_minor
             where
                 discounted.discounted_minor > 0
-                and discounted.minimum_amount_minor > discounted.discounted_minor
+                and discounted.minimum_amount_minor
+                > discounted.discounted_minor
         ) as minimums
         on true
 

@@ -61,8 +61,9 @@ final as (
         count(distinct taxed.invoice_id) as count_invoices,
         sum(taxed.taxable_minor)::bigint as taxable_minor,
         sum(taxed.tax_minor)::bigint as tax_minor,
-        {{ to_major_units('sum(taxed.tax_minor)', 'max(currencies.minor_unit)') }}
-            as tax_major
+        {{ to_major_units(
+            'sum(taxed.tax_minor)', 'max(currencies.minor_unit)'
+        ) }} as tax_major
 
     from taxed
 
