@@ -448,7 +448,8 @@ def _discounts_minimums_and_taxes(rng: random.Random, catalog: dict) -> None:
             customer["tax_rate_ids"] = rng.sample(sorted(TAX_RATES), rng.randint(1, 2))
             customer["tax_exempt"] = rng.choice(["none", "none", "none", "exempt", "reverse_charge"])
         if rng.random() < 0.4:
-            own = [s["subscription_id"] for s in catalog["subscriptions"] if s["customer_id"] == customer["customer_id"]]
+            own = [subscription["subscription_id"] for subscription in catalog["subscriptions"]
+                   if subscription["customer_id"] == customer["customer_id"]]
             for _ in range(rng.randint(1, 3)):
                 redemptions.append({
                     "redemption_id": f"r{len(redemptions) + 1:03d}", "coupon_id": rng.choice(coupons)["coupon_id"],
