@@ -93,28 +93,6 @@ lines as (
         ) as position
     from adjustment_lines
 
-),
-
-final as (
-
-    select
-        invoice_id,
-        row_number() over (partition by invoice_id order by position)::int
-            as line_no,
-        subscription_id,
-        period_start,
-        kind,
-        event_name,
-        description,
-        quantity,
-        included_units,
-        amount,
-        currency,
-        amount_minor,
-        detail
-
-    from lines
-
 )
 
-select * from final
+select * from lines

@@ -30,7 +30,6 @@ line_totals as (
 
     select
         invoice_id,
-        count(*) as count_lines,
         sum(amount_minor) as subtotal_minor,
         bool_or(amount_minor is null) as is_out_of_range
 
@@ -58,7 +57,6 @@ final as (
         closed_periods.regular_seconds,
         plans.currency,
         currencies.minor_unit,
-        coalesce(line_totals.count_lines, 0)::int as count_lines,
         coalesce(line_totals.is_out_of_range, false) as is_out_of_range,
         case
             when not coalesce(line_totals.is_out_of_range, false) then

@@ -28,25 +28,11 @@ taxes as (
 
 -- SPEC §12 in order: the subtotal's lines (base fee, usage, adjustments),
 -- one discount per redemption applied, the minimum commitment, one tax per
--- rate. Positions keep that order; line_no numbers them from 1.
+-- rate, with int_invoice_lines__charged's columns. Positions keep that
+-- order; line_no numbers them from 1.
 lines as (
 
-    select
-        invoice_id,
-        subscription_id,
-        period_start,
-        kind,
-        event_name,
-        description,
-        quantity,
-        included_units,
-        amount,
-        currency,
-        amount_minor,
-        detail,
-        line_no as position
-
-    from charged_lines
+    select * from charged_lines
 
     union all
 

@@ -1,19 +1,5 @@
 with
 
-closed_periods as (
-
-    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
-
-    where is_closed
-
-),
-
-plans as (
-
-    select * from {{ ref('stg_app__plans') }}
-
-),
-
 customers as (
 
     select * from {{ ref('stg_app__customers') }}
@@ -57,20 +43,20 @@ taxes as (
 
 ),
 
--- SPEC §6: one invoice per subscription per closed period, in the plan's
--- currency; an invoice with no lines still exists (total 0, paid at once).
+-- SPEC §6: one invoice per subscription per closed period
+-- (int_invoice_totals), in the plan's currency; an invoice with no lines still exists (total 0, paid at once).
 -- A draft with a line beyond what a line holds is held (hold_reason): it is
 -- not issued, and every other customer's invoice is.
 final as (
 
     select
         totals.invoice_id,
-        closed_periods.customer_id,
-        closed_periods.subscription_id,
-        closed_periods.plan_id,
-        closed_periods.period_start,
-        closed_periods.period_end,
-        plans.currency,
+        totals.customer_id,
+        totals.subscription_id,
+        totals.plan_id,
+        totals.period_start,
+        totals.period_end,
+        totals.currency,
         customers.collection_method,
         coalesce(line_counts.count_lines, 0)::int as count_lines,
         case when totals.is_out_of_range then 'amount_out_of_range' end
@@ -95,13 +81,10 @@ final as (
         -- the drafts are this run's: they stay after it issues them
         {{ as_of() }} as drafted_as_of
 
-    from closed_periods
-
-    inner join plans
-        on closed_periods.plan_id = plans.plan_id
+    from totals
 
     inner join customers
-        on closed_periods.customer_id = customers.customer_id
+        on totals.customer_id = customers.customer_id
 
     cross join
         lateral (
@@ -109,11 +92,6 @@ final as (
                 ({{ as_of() }} at time zone customers.timezone)::date
                     as invoice_date
         ) as invoice_dates
-
-    inner join totals
-        on
-            closed_periods.subscription_id = totals.subscription_id
-            and closed_periods.period_start = totals.period_start
 
     left join line_counts
         on totals.invoice_id = line_counts.invoice_id
