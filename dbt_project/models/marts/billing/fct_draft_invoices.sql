@@ -44,9 +44,10 @@ taxes as (
 ),
 
 -- SPEC §6: one invoice per subscription per closed period
--- (int_invoice_totals), in the plan's currency; an invoice with no lines still exists (total 0, paid at once).
--- A draft with a line beyond what a line holds is held (hold_reason): it is
--- not issued, and every other customer's invoice is.
+-- (int_invoice_totals), in the plan's currency; an invoice with no lines
+-- still exists (total 0, paid at once). A draft with a line beyond what a
+-- line holds is held (hold_reason): it is not issued, and every other
+-- customer's invoice is.
 final as (
 
     select
