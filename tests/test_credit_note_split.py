@@ -1,5 +1,6 @@
 """How a credit note spreads over an invoice's lines (SPEC §13: tax credited pro rata), on the line
-kinds of SPEC §12 (discount, minimum_commitment, tax with detail.inclusive): no warehouse needed."""
+kinds of SPEC §12 (discount, minimum_commitment, tax; an inclusive tax does not add to the total): no
+warehouse needed."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from billing.credit_notes import CreditNoteRefused, credit_split
 pytestmark = pytest.mark.independent
 
 
-def line(line_no: int, kind: str, amount_minor: int, credited_minor: int = 0, **detail) -> dict:
-    return {"line_no": line_no, "kind": kind, "amount_minor": amount_minor, "detail": detail or None,
-            "credited_minor": credited_minor}
+def line(line_no: int, kind: str, amount_minor: int, credited_minor: int = 0, inclusive: bool = False) -> dict:
+    return {"line_no": line_no, "kind": kind, "amount_minor": amount_minor, "detail": None,
+            "adds_to_total": not inclusive, "credited_minor": credited_minor}
 
 
 # €600.00 of usage with 19% exclusive VAT: total €714.00

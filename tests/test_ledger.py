@@ -42,11 +42,12 @@ def test_an_entry_is_posted_once_and_an_unbalanced_or_edited_one_is_refused(ware
 def _issued(*lines: tuple) -> list[tuple]:
     """The invoice_issued postings of an invoice with these (kind, amount_minor[, detail]) lines, but
     zeros (`post` leaves them out)."""
-    rows = [{"kind": kind, "amount_minor": amount, "detail": detail[0] if detail else None}
+    rows = [{"kind": kind, "amount_minor": amount, "detail": detail[0] if detail else None,
+             "adds_to_total": not (detail and detail[0].get("inclusive"))}
             for kind, amount, *detail in lines]
     invoice = {"invoice_id": "in_1", "invoice_number": "INV-000001", "customer_id": "cus_1", "currency": "EUR",
                "issued_at": None, "receivable_minor": sum(
-                   row["amount_minor"] for row in rows if not (row["detail"] or {}).get("inclusive"))}
+                   row["amount_minor"] for row in rows if row["adds_to_total"])}
     entry = issue_entry(invoice, rows)
     assert entry.entry_id == "invoice_issued:in_1"
     return [(posting.account, posting.debit_minor, posting.credit_minor) for posting in entry.postings

@@ -46,7 +46,7 @@ LINE_ACCOUNTS = {
 ISSUED_LINES = """
 select invoices.invoice_id, invoices.invoice_number, invoices.customer_id, invoices.currency,
     invoices.total_minor + invoices.credits_minor as receivable_minor, invoices.issued_at,
-    lines.kind, lines.amount_minor, lines.detail
+    lines.kind, lines.amount_minor, lines.detail, lines.adds_to_total
 from billing.invoices
 left join billing.invoice_lines as lines
     on invoices.invoice_id = lines.invoice_id and lines.kind != 'credit'
@@ -120,10 +120,9 @@ def issue_entry(invoice: dict, lines: list[dict]) -> JournalEntry:
     for line in lines:
         if line["kind"] is None:  # an invoice without lines
             continue
-        detail = line["detail"] or {}
-        if line["kind"] == "tax" and detail.get("inclusive"):
+        if not line["adds_to_total"]:  # an inclusive tax line
             inclusive_tax += line["amount_minor"]
-        elif line["kind"] == "adjustment" and "grant_id" in detail:
+        elif line["kind"] == "adjustment" and "grant_id" in (line["detail"] or {}):
             credited["customer_credit"] += line["amount_minor"]
         elif line["kind"] in LINE_ACCOUNTS:
             credited[LINE_ACCOUNTS[line["kind"]]] += line["amount_minor"]

@@ -1,7 +1,8 @@
 """`billing catalog apply FILE.yaml`: validate a catalog against the data contracts, then upsert it.
 
 A catalog file has one list per section: meters, plans (each with its `charges`, each charge with
-its `tiers`), customers, subscriptions, credit_grants, webhook_endpoints. The contracts
+its `tiers`), tax_rates, customers, subscriptions, coupons, coupon_redemptions, credit_grants,
+webhook_endpoints. The contracts
 (data_contracts/) are the rules: each entry is validated before anything is written by a pydantic
 model generated from its table's column rules; after writing, the table rules (`rules:`) run on
 the result in the same transaction. On any error nothing is written and every problem is reported
@@ -45,7 +46,15 @@ from billing.webhooks.outbox import EVENT_TYPES
 
 # Catalog sections in write order (references first), each filling the raw table of its name;
 # a plan's `charges` and their `tiers` fill plan_charges and plan_charge_tiers.
-SECTIONS = ("meters", "plans", "customers", "subscriptions", "credit_grants", "webhook_endpoints")
+SECTIONS = (
+    "meters", "plans", "tax_rates", "customers", "subscriptions", "coupons", "coupon_redemptions", "credit_grants",
+    "webhook_endpoints",
+)
+# The ids a row may point at (field → the table that has them), checked against the file and the warehouse.
+REFERENCES = {
+    "event_name": "meters", "plan_id": "plans", "customer_id": "customers", "subscription_id": "subscriptions",
+    "coupon_id": "coupons",
+}
 
 
 class CatalogError(ValueError):
@@ -257,12 +266,12 @@ def _check_references(rows: list[Row], connection) -> None:
     """Every id a row points at exists, in this file or already in the warehouse."""
     known = {
         table: {row.values[key] for row in rows if row.table == table} | _existing(connection, table, key)
-        for table, key in [("meters", "event_name"), ("plans", "plan_id"), ("customers", "customer_id")]
+        for key, table in REFERENCES.items()
     }
     problems = []
     for row in rows:
-        for field, table in [("event_name", "meters"), ("plan_id", "plans"), ("customer_id", "customers")]:
-            if row.table not in {table, "plan_charge_tiers"} and field in row.values:
+        for field, table in REFERENCES.items():
+            if row.table not in {table, "plan_charge_tiers"} and row.values.get(field) is not None:
                 if row.values[field] not in known[table]:
                     problems.append(f"{row.place(field)}: unknown {table[:-1]} '{row.values[field]}'")
     if problems:

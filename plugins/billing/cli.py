@@ -331,9 +331,13 @@ def invoices_show(invoice: str = typer.Argument(..., help="Invoice id or number.
     lines = Table("#", "kind", "description", "quantity", "included", "amount")
     for line in detail.lines:
         lines.add_row(str(line["line_no"]), line["kind"], line["description"], _plain(line["quantity"]),
-                      _plain(line["included_units"]), _money(line["amount_minor"], head["currency"]))
+                      _plain(line["included_units"]),
+                      # an inclusive tax line: contained in the other lines, not added (SPEC §12)
+                      ("" if line["adds_to_total"] else "incl. ") + _money(line["amount_minor"], head["currency"]))
     lines.add_row("", "", "[bold]total[/]", "", "", f"[bold]{_money(head['total_minor'], head['currency'])}[/]")
     console.print(lines)
+    if head["reverse_charge"]:
+        console.print("reverse charge: no tax charged; the customer accounts for it")
     for attempt in detail.attempts:
         console.print(f"charge attempt {attempt['attempt_no']}: {attempt['status']} {attempt['failure_code'] or ''}")
 

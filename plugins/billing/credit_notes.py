@@ -47,13 +47,13 @@ NET_KINDS = ("base_fee", "usage", "adjustment", "minimum_commitment")
 
 # The invoice's lines with what earlier credit notes took off each.
 INVOICE_LINES = """
-select lines.line_no, lines.kind, lines.amount_minor, lines.detail,
+select lines.line_no, lines.kind, lines.amount_minor, lines.detail, lines.adds_to_total,
     coalesce(sum(credited.amount_minor), 0)::bigint as credited_minor
 from billing.invoice_lines as lines
 left join billing.credit_note_lines as credited
     on lines.invoice_id = credited.invoice_id and lines.line_no = credited.invoice_line_no
 where lines.invoice_id = %s
-group by 1, 2, 3, 4
+group by 1, 2, 3, 4, 5
 order by 1
 """
 
@@ -164,8 +164,7 @@ def credit_split(lines: list[dict], *, currency: str, whole: int | None = None,
     """
     by_no = {line["line_no"]: line for line in lines}
     net = {no: line for no, line in by_no.items() if line["kind"] in NET_KINDS and line["amount_minor"] > 0}
-    taxes = {no: line for no, line in by_no.items()
-             if line["kind"] == "tax" and not (line["detail"] or {}).get("inclusive")}
+    taxes = {no: line for no, line in by_no.items() if line["kind"] == "tax" and line["adds_to_total"]}
     taxable = sum(line["amount_minor"] for line in by_no.values() if line["kind"] not in ("tax", "credit"))
     tax_total = sum(line["amount_minor"] for line in taxes.values())
     if whole is not None:

@@ -74,9 +74,9 @@ class CreditBalances:
         new = _balances(connection, "grants.grant_id = %s", grant_id)
         self.grants = sorted([*self.grants, *new], key=attrgetter("spending_order"))
 
-    def spend_on(self, invoice: dict) -> list[tuple[str, int]]:
-        """Take credits for the invoice up to its subtotal; returns (grant_id, amount_minor) taken."""
-        due = invoice["subtotal_minor"]
+    def spend_on(self, invoice: dict, due: int) -> list[tuple[str, int]]:
+        """Take credits for the invoice up to `due` (its amount including tax, SPEC §12 step 5);
+        returns (grant_id, amount_minor) taken."""
         taken = []
         for grant in self.grants:
             if due == 0:

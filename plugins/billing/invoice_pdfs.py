@@ -50,6 +50,9 @@ where invoices.invoice_id = any(%(invoice_ids)s)
 order by invoices.invoice_number
 """
 
+# SPEC §12: a reverse-charge invoice carries no tax and says who accounts for it.
+REVERSE_CHARGE_STATEMENT = "Reverse charge: no VAT charged; the customer accounts for the VAT due."
+
 LINES = """
 select * from billing.invoice_lines where invoice_id = any(%(invoice_ids)s) order by invoice_id, line_no
 """
@@ -170,8 +173,10 @@ def _flowables(document: dict, issuer: Seller) -> list:
     rows: list[list] = [["Description", "Quantity", "Unit price", "Amount"]]
     notes_at: list[int] = []
     for line in document["lines"]:
+        # an inclusive tax line shows what the other lines contain: marked, and not in the total
+        amount = format_minor(line["amount_minor"], currency)
         rows.append([Paragraph(escape(line["description"]), body), _quantity(line["quantity"]),
-                     _unit_price(line, currency), format_minor(line["amount_minor"], currency)])
+                     _unit_price(line, currency), amount if line["adds_to_total"] else f"incl. {amount}"])
         for note in _notes(line, currency):
             notes_at.append(len(rows))
             rows.append([Paragraph(escape(note), small), "", "", ""])
@@ -196,11 +201,13 @@ def _flowables(document: dict, issuer: Seller) -> list:
         ("LINEABOVE", (0, 0), (-1, 0), 0.6, colors.black),
         ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
     ])
+    statements = [REVERSE_CHARGE_STATEMENT] if document["reverse_charge"] else []
     return [
         Paragraph(f"Invoice {escape(document['invoice_number'])}"
                   + (" (VOID)" if document["status"] == "void" else ""), styles["Title"]),
         parties, Spacer(1, 6 * mm), details, Spacer(1, 8 * mm), lines, Spacer(1, 4 * mm), summary,
-        Spacer(1, 8 * mm), Paragraph(f"Amounts in {currency}. Dates in {document['customer_timezone']}.", small),
+        Spacer(1, 8 * mm), *[Paragraph(f"<b>{escape(statement)}</b>", body) for statement in statements],
+        Paragraph(f"Amounts in {currency}. Dates in {document['customer_timezone']}.", small),
     ]
 
 
@@ -231,6 +238,18 @@ def _notes(line: dict, currency: str) -> list[str]:
               for grant in detail.get("grants", [])]
     if "grant_id" in detail:
         notes.append(f"Carried to credit grant {detail['grant_id']}")
+    if "coupon_id" in detail:
+        off = (f"{_quantity(detail['percent_off'])}% off" if "percent_off" in detail
+               else f"{format_price(detail['amount_off'], currency)} off")
+        notes.append(f"Coupon {detail['coupon_id']} ({off}), redemption {detail['redemption_id']}: "
+                     f"on {format_minor(detail['remaining_minor'], currency)}")
+    if "minimum_amount_minor" in detail:
+        notes.append(f"Minimum commitment {format_minor(detail['minimum_amount_minor'], currency)}; "
+                     f"discounted subtotal {format_minor(detail['discounted_subtotal_minor'], currency)}")
+    if "tax_rate_id" in detail:
+        notes.append(f"{_quantity(detail['percentage'])}% {detail['display_name']} ({detail['jurisdiction']}) "
+                     f"{'included in' if detail['inclusive'] else 'on'} "
+                     f"{format_minor(detail['taxable_minor'], currency)}")
     return notes
 
 

@@ -36,12 +36,14 @@ order by drafts.period_end, drafts.period_start, drafts.subscription_id
 INSERT_INVOICE = """
 insert into billing.invoices (
     invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,
-    currency, subtotal_minor, credits_minor, total_minor, status, issued_at,
+    currency, subtotal_minor, discount_minor, minimum_minor, tax_minor, tax_inclusive_minor,
+    reverse_charge, credits_minor, total_minor, status, issued_at,
     invoice_date, due_at, issued_by_run, issued_in_backfill
 )
 values (
     %(invoice_id)s, %(invoice_number)s, %(customer_id)s, %(subscription_id)s, %(period_start)s,
-    %(period_end)s, %(currency)s, %(subtotal_minor)s, %(credits_minor)s, %(total_minor)s,
+    %(period_end)s, %(currency)s, %(subtotal_minor)s, %(discount_minor)s, %(minimum_minor)s,
+    %(tax_minor)s, %(tax_inclusive_minor)s, %(reverse_charge)s, %(credits_minor)s, %(total_minor)s,
     %(status)s, now(), %(invoice_date)s, %(due_at)s, %(issued_by_run)s, %(issued_in_backfill)s
 )
 returning *
@@ -49,9 +51,11 @@ returning *
 
 COPY_DRAFT_LINES = """
 insert into billing.invoice_lines (
-    invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail
+    invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail,
+    adds_to_total
 )
-select invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail
+select invoice_id, line_no, kind, event_name, description, quantity, included_units, amount_minor, detail,
+    adds_to_total
 from billing_marts.fct_draft_invoice_lines
 where invoice_id = any(%(invoice_ids)s)
 """
@@ -96,17 +100,21 @@ def issue_invoices(*, issued_by_run: str, backfill: bool = False) -> IssueResult
 
 
 def _issue(connection, draft: dict, *, sequence_no: int, credits: CreditBalances) -> dict:
-    """Insert one invoice with its credits applied; a zero total is paid at once (SPEC §6)."""
-    # NOTE: an invoice total is never negative: an excess of credit becomes a grant.
-    excess_minor = max(-draft["subtotal_minor"], 0)
-    subtotal_minor = draft["subtotal_minor"] + excess_minor
-    taken = credits.spend_on({**draft, "subtotal_minor": subtotal_minor})
+    """Insert one invoice with its credits applied; a zero total is paid at once (SPEC §6).
+
+    The draft did SPEC §12 steps 1-4 (its total_before_credits_minor); credits come last (step 5).
+    """
+    # NOTE: an invoice total is never negative: an excess of credit becomes a grant. Only a
+    # negative subtotal (adjustments) has one, and it has no discount, minimum or tax (§12).
+    excess_minor = max(-draft["total_before_credits_minor"], 0)
+    due_minor = draft["total_before_credits_minor"] + excess_minor
+    taken = credits.spend_on(draft, due_minor)
     credits_minor = sum(amount for _, amount in taken)
-    total_minor = subtotal_minor - credits_minor
+    total_minor = due_minor - credits_minor
     invoice = connection.cursor(row_factory=dict_row).execute(INSERT_INVOICE, {
         **draft,
         "invoice_number": f"INV-{sequence_no:06d}",
-        "subtotal_minor": subtotal_minor,
+        "subtotal_minor": draft["subtotal_minor"] + excess_minor,
         "credits_minor": credits_minor,
         "total_minor": total_minor,
         "status": "paid" if total_minor == 0 else "open",
@@ -174,6 +182,7 @@ def invoice_payload(invoice: dict) -> dict:
     return {
         key: invoice[key]
         for key in ("invoice_id", "invoice_number", "customer_id", "subscription_id", "period_start",
-                    "period_end", "invoice_date", "due_at", "currency", "subtotal_minor", "credits_minor",
+                    "period_end", "invoice_date", "due_at", "currency", "subtotal_minor", "discount_minor",
+                    "minimum_minor", "tax_minor", "tax_inclusive_minor", "reverse_charge", "credits_minor",
                     "total_minor", "status")
     }

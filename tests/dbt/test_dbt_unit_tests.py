@@ -30,6 +30,9 @@ UNIT_TESTED_MODELS = {
     "int_usage_lines__priced",
     "int_invoice_lines__drafted",
     "int_invoice_adjustments",
+    "int_invoice_discounts",
+    "int_invoice_totals",
+    "int_invoice_taxes",
 }
 
 

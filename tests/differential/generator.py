@@ -409,6 +409,57 @@ def _rounding_edges(catalog: dict) -> list[dict]:
     return events
 
 
+# SPEC §12: tax rates (id: jurisdiction, percentage, inclusive) and coupons (percent or per-currency amounts)
+TAX_RATES = {"vatde": ("DE", "19", False), "vatred": ("DE", "7", False), "gstau": ("AU", "10", True),
+             "salesca": ("US-CA", "7.25", False), "ctjp": ("JP", "10", True)}
+PERCENTS_OFF = ["10", "20", "33.33", "50", "100", "2.5"]
+AMOUNTS_OFF = {"USD": ["5", "49.99", "500"], "EUR": ["10", "0.5"], "JPY": ["300", "100000"], "KWD": ["1.125", "7"]}
+
+
+def _discounts_minimums_and_taxes(rng: random.Random, catalog: dict) -> None:
+    """Minimums on some plans, tax settings on some customers, coupons and their redemptions, all drawn
+    from a generator of their own (after the rest), so that a seed's scenario is otherwise what it was."""
+    for plan in catalog["plans"]:
+        if rng.random() < 0.3:
+            plan["minimum_amount"] = (Decimal(rng.choice(BASE_FEES[plan["currency"]][1:])) * rng.choice([1, 3, 10])
+                                      * (12 if plan["interval"] == "year" else 1))
+    catalog["tax_rates"] = [
+        {"tax_rate_id": rate_id, "display_name": f"Tax {rate_id}", "jurisdiction": jurisdiction,
+         "percentage": Decimal(percentage), "inclusive": inclusive}
+        for rate_id, (jurisdiction, percentage, inclusive) in TAX_RATES.items()
+    ]
+    coupons = []
+    for duration in ["once", "repeating", "forever"]:
+        for _ in range(2):
+            coupon = {"coupon_id": f"k{len(coupons) + 1:02d}", "name": f"Coupon {len(coupons) + 1}",
+                      "duration": duration}
+            if rng.random() < 0.5:
+                coupon["percent_off"] = Decimal(rng.choice(PERCENTS_OFF))
+            else:
+                coupon["currency"] = rng.choice(CURRENCIES)
+                coupon["amount_off"] = Decimal(rng.choice(AMOUNTS_OFF[coupon["currency"]]))
+            if duration == "repeating":
+                coupon["duration_in_periods"] = rng.randint(1, 4)
+            coupons.append(coupon)
+    catalog["coupons"] = coupons
+    redemptions = []
+    for customer in catalog["customers"]:
+        if rng.random() < 0.4:
+            customer["tax_rate_ids"] = rng.sample(sorted(TAX_RATES), rng.randint(1, 2))
+            customer["tax_exempt"] = rng.choice(["none", "none", "none", "exempt", "reverse_charge"])
+        if rng.random() < 0.4:
+            own = [subscription["subscription_id"] for subscription in catalog["subscriptions"]
+                   if subscription["customer_id"] == customer["customer_id"]]
+            for _ in range(rng.randint(1, 3)):
+                redemptions.append({
+                    "redemption_id": f"r{len(redemptions) + 1:03d}", "coupon_id": rng.choice(coupons)["coupon_id"],
+                    "customer_id": customer["customer_id"],
+                    "subscription_id": rng.choice(own) if own and rng.random() < 0.3 else None,
+                    "redeemed_at": _hour(rng, datetime(2025, 10, 15, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC)),
+                })
+    catalog["coupon_redemptions"] = redemptions
+
+
 def scenario(seed: int, customers: int = 30) -> Scenario:
     rng = random.Random(seed)
     plans = _plans(rng)
@@ -434,4 +485,5 @@ def scenario(seed: int, customers: int = 30) -> Scenario:
     catalog["credit_grants"] = _grants(rng, catalog)
     events = _events(rng, catalog)
     events += _rounding_edges(catalog)
+    _discounts_minimums_and_taxes(random.Random(f"invoice math {seed}"), catalog)
     return Scenario(catalog, events, AS_OF)

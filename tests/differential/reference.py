@@ -254,6 +254,9 @@ class Catalog:
     customers: dict[str, dict]
     subscriptions: list[dict]
     grants: list[dict]
+    coupons: dict[str, dict] = field(default_factory=dict)
+    redemptions: list[dict] = field(default_factory=list)
+    tax_rates: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, document: dict) -> Catalog:
@@ -262,6 +265,7 @@ class Catalog:
         for plan in document.get("plans", []):
             plan = dict(plan)
             plan["base_fee"] = frac(plan.get("base_fee") or 0)
+            plan["minimum_amount"] = None if plan.get("minimum_amount") is None else frac(plan["minimum_amount"])
             charges = []
             for charge in plan.get("charges") or []:
                 charge = dict(charge)
@@ -282,6 +286,8 @@ class Catalog:
         for customer in document.get("customers", []):
             customer = dict(customer)
             customer["timezone"] = customer.get("timezone") or "UTC"
+            customer["tax_rate_ids"] = customer.get("tax_rate_ids") or []
+            customer["tax_exempt"] = customer.get("tax_exempt") or "none"
             customers[customer["customer_id"]] = customer
         subscriptions = []
         for subscription in document.get("subscriptions", []):
@@ -297,7 +303,22 @@ class Catalog:
             grant["expires_at"] = ts(grant.get("expires_at"))
             grant["currency"] = grant["currency"].upper()
             grants.append(grant)
-        return cls(meters, plans, customers, subscriptions, grants)
+        coupons = {}
+        for coupon in document.get("coupons", []):
+            coupon = dict(coupon)
+            for key in ("percent_off", "amount_off"):
+                coupon[key] = None if coupon.get(key) is None else frac(coupon[key])
+            coupon["currency"] = (coupon.get("currency") or "").upper() or None
+            coupons[coupon["coupon_id"]] = coupon
+        redemptions = sorted(
+            ({**r, "redeemed_at": ts(r["redeemed_at"]), "subscription_id": r.get("subscription_id")}
+             for r in document.get("coupon_redemptions", [])),
+            key=lambda r: (r["redeemed_at"], r["redemption_id"]),
+        )
+        tax_rates = {rate["tax_rate_id"]: {**rate, "percentage": frac(rate["percentage"]),
+                                           "inclusive": bool(rate.get("inclusive"))}
+                     for rate in document.get("tax_rates", [])}
+        return cls(meters, plans, customers, subscriptions, grants, coupons, redemptions, tax_rates)
 
     def subscriptions_of(self, customer_id: str) -> list[dict]:
         return [s for s in self.subscriptions if s["customer_id"] == customer_id]
@@ -570,6 +591,7 @@ def compute_invoices(
     drafts.sort(key=lambda d: d[:3])
 
     balances = {g["grant_id"]: minor_exact(g["amount"], g["currency"]) for g in catalog.grants}
+    covered = _covered_periods(catalog, as_of)
     invoices = []
     for number, (_, _, _, subscription, plan, period) in enumerate(drafts, start=first_number):
         currency = plan["currency"].upper()
@@ -601,6 +623,8 @@ def compute_invoices(
                 "usage", charge["event_name"], quantity, round_half_away(rate(charge, quantity, count), digits),
             ))
         invoice.subtotal_minor = sum(line.amount_minor for line in invoice.lines)
+        before_credits = _discounts_minimum_and_tax(
+            catalog, invoice, plan, period, covered.get((subscription["subscription_id"], period.start), []))
         grants = sorted(
             (
                 g for g in catalog.grants
@@ -609,7 +633,7 @@ def compute_invoices(
             ),
             key=lambda g: (g["expires_at"] is None, g["expires_at"] or period.end, g["granted_at"], g["grant_id"]),
         )
-        wanted = max(invoice.subtotal_minor, 0)
+        wanted = max(before_credits, 0)
         for grant in grants:
             given = min(wanted, balances[grant["grant_id"]])
             balances[grant["grant_id"]] -= given
@@ -617,6 +641,68 @@ def compute_invoices(
             invoice.credits_minor += given
         if invoice.credits_minor:
             invoice.lines.append(Line("credit", None, None, -invoice.credits_minor))
-        invoice.total_minor = invoice.subtotal_minor - invoice.credits_minor
+        invoice.total_minor = before_credits - invoice.credits_minor
         invoices.append(invoice)
     return invoices, rejects
+
+
+# --------------------------------------------------------------------------------------------
+# §12 discounts, minimum commitments, taxes
+
+
+def _covered_periods(catalog: Catalog, as_of: datetime) -> dict[tuple[str, datetime], list[dict]]:
+    """(subscription_id, period start) → the redemptions that apply to it, in redemption order: each
+    covers the first (once), first N (repeating) or all (forever) periods of its scope that end after
+    it was redeemed, counted across the scope's subscriptions in order of period end."""
+    covered: dict[tuple[str, datetime], list[dict]] = {}
+    for redemption in catalog.redemptions:
+        coupon = catalog.coupons[redemption["coupon_id"]]
+        scope = []
+        for subscription in catalog.subscriptions_of(redemption["customer_id"]):
+            if redemption["subscription_id"] not in (None, subscription["subscription_id"]):
+                continue
+            plan = catalog.plans[subscription["plan_id"]]
+            zone = catalog.customers[subscription["customer_id"]]["timezone"]
+            scope += [(period.end, period.start, subscription["subscription_id"])
+                      for period in periods(subscription, plan["interval"], zone, as_of)
+                      if period.end > redemption["redeemed_at"]]
+        count = {"once": 1, "repeating": coupon.get("duration_in_periods"), "forever": None}[coupon["duration"]]
+        for _, start, subscription_id in sorted(scope)[:count]:
+            covered.setdefault((subscription_id, start), []).append({**redemption, "coupon": coupon})
+    return covered
+
+
+def _discounts_minimum_and_tax(catalog: Catalog, invoice: Invoice, plan: dict, period: Period,
+                               redemptions: list[dict]) -> int:
+    """Append the discount, minimum and tax lines to the invoice; returns its total before credits."""
+    digits = MINOR_DIGITS[invoice.currency]
+    remaining = invoice.subtotal_minor
+    for redemption in redemptions:
+        coupon = redemption["coupon"]
+        if remaining <= 0:
+            break
+        if coupon["percent_off"] is not None:
+            taken = round_half_away(remaining * coupon["percent_off"] / 100, 0)
+        elif coupon["currency"] == invoice.currency:
+            taken = min(round_half_away(coupon["amount_off"], digits), remaining)
+        else:
+            continue
+        if taken:
+            invoice.lines.append(Line("discount", redemption["redemption_id"], None, -taken))
+            remaining -= taken
+    taxable = remaining
+    if plan["minimum_amount"] is not None and remaining > 0:
+        minimum = round_half_away(plan["minimum_amount"] * period.fraction, digits)
+        if minimum > remaining:
+            invoice.lines.append(Line("minimum_commitment", None, None, minimum - remaining))
+            taxable = minimum
+    customer = catalog.customers[invoice.customer_id]
+    exclusive = 0
+    if customer["tax_exempt"] == "none" and taxable > 0:
+        for tax_rate_id in customer["tax_rate_ids"]:
+            rate = catalog.tax_rates[tax_rate_id]
+            percentage = rate["percentage"]
+            tax = round_half_away(taxable * percentage / (100 + percentage if rate["inclusive"] else 100), 0)
+            invoice.lines.append(Line("tax", tax_rate_id, None, tax))
+            exclusive += 0 if rate["inclusive"] else tax
+    return taxable + exclusive

@@ -43,7 +43,9 @@ def pipeline_invoices() -> dict[tuple, dict]:
                 "currency", "subtotal_minor", "credits_minor", "total_minor"]
         invoice = dict(zip(keys, row, strict=True))
         invoice["lines"] = query(
-            "select kind, event_name, quantity, amount_minor from billing.invoice_lines"
+            # discount and tax lines are told apart by their redemption and rate, as the reference names them
+            "select kind, coalesce(event_name, detail ->> 'redemption_id', detail ->> 'tax_rate_id'),"
+            " quantity, amount_minor from billing.invoice_lines"
             " where invoice_id = %s order by line_no", invoice["invoice_id"],
         )
         invoices[(invoice["subscription_id"], invoice["period_start"])] = invoice

@@ -28,7 +28,8 @@ KEPT = {
     "invoices": "select invoice_id, invoice_number, customer_id, subscription_id, period_start, period_end,"
                 " currency, subtotal_minor, credits_minor, total_minor, status, issued_at"
                 " from billing.invoices order by invoice_number",
-    "invoice_lines": "select * from billing.invoice_lines order by invoice_id, line_no",
+    "invoice_lines": "select invoice_id, line_no, kind, event_name, description, quantity, included_units,"
+                     " amount_minor, detail from billing.invoice_lines order by invoice_id, line_no",
     "charge_attempts": "select * from billing.charge_attempts order by idempotency_key",
     "webhook_events": "select * from billing.webhook_events order by event_id",
     "customers": "select customer_id, name, email, currency, timezone, collection_method, payment_method_id,"
@@ -160,6 +161,26 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
             "select customer_id, net_terms_days from raw.customers order by 1"
         ).fetchall() == [("tokyo_co", 0), ("utc_co", 0)]
         assert connection.execute("select count(*) from billing.runs").fetchone() == (0,)
+        # SPEC §12: old invoices had no discount, minimum or tax, and all their lines add to the total;
+        # the line kinds' check, which `create table if not exists` kept, now takes the new kinds
+        assert connection.execute(
+            "select discount_minor, minimum_minor, tax_minor, tax_inclusive_minor, reverse_charge"
+            " from billing.invoices order by invoice_number"
+        ).fetchall() == [(0, 0, 0, 0, False)] * 2
+        assert connection.execute(
+            "select bool_and(adds_to_total), count(*) from billing.invoice_lines"
+        ).fetchone() == (True, len(before["invoice_lines"]))
+        with connection.transaction(force_rollback=True):
+            connection.execute(
+                "insert into billing.invoice_lines (invoice_id, line_no, kind, description, amount_minor)"
+                " select invoice_id, 100 + row_number() over (), kind, kind, 0 from billing.invoices"
+                " cross join unnest(array['discount', 'minimum_commitment', 'tax']) as kind"
+            )
+        with pytest.raises(psycopg.errors.CheckViolation), connection.transaction():
+            connection.execute(
+                "insert into billing.invoice_lines (invoice_id, line_no, kind, description, amount_minor)"
+                " select invoice_id, 200, 'rebate', 'rebate', 0 from billing.invoices limit 1"
+            )
         # events loaded before must meet it no more than they did; new ones must
         assert connection.execute(
             "select convalidated from pg_constraint where conname = 'usage_events__properties_is_a_json_object'"

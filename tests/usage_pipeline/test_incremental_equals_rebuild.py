@@ -185,6 +185,10 @@ def _early_catalog(catalog: dict) -> dict:
     first, second = sorted(changed, key=lambda s: s["started_at"])
     first.pop("ended_at", None)
     early["subscriptions"] = [s for s in subscriptions if s is not second]
+    early["coupon_redemptions"] = [
+        r for r in early.get("coupon_redemptions", [])
+        if r["customer_id"] != LATE_CUSTOMER and r.get("subscription_id") != second["subscription_id"]
+    ]
     return early
 
 

@@ -21,6 +21,7 @@ renamed as (
         timezone,
         collection_method,
         net_terms_days,
+        tax_exempt,
 
         ---------- timestamps
         created_at

@@ -19,7 +19,8 @@ renamed as (
         invoiced_by,
 
         ---------- measures
-        base_fee
+        base_fee,
+        minimum_amount
 
     from source
 

@@ -24,6 +24,7 @@ renamed as (
         quantity,
         included_units,
         amount_minor,
+        adds_to_total,
 
         ---------- metadata
         detail

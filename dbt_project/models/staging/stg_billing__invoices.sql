@@ -18,9 +18,14 @@ renamed as (
         ---------- dimensions
         currency,
         status,
+        reverse_charge,
 
         ---------- measures
         subtotal_minor,
+        discount_minor,
+        minimum_minor,
+        tax_minor,
+        tax_inclusive_minor,
         credits_minor,
         total_minor,
 

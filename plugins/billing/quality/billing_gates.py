@@ -306,29 +306,38 @@ def draft_invoices_gate(window: ClosingWindow) -> Gate:
             "totals_equal_the_sum_of_lines",
             f"""
                 with drafts as ({_closing_drafts()})
-                select drafts.invoice_id, drafts.subtotal_minor,
-                    coalesce(sum(lines.amount_minor), 0) as lines_total_minor
+                select drafts.invoice_id, drafts.total_before_credits_minor,
+                    coalesce(sum(lines.amount_minor) filter (where lines.adds_to_total), 0) as lines_total_minor,
+                    drafts.subtotal_minor - drafts.discount_minor + drafts.minimum_minor + drafts.tax_minor
+                        as arithmetic_total_minor
                 from drafts
                 left join {ref('fct_draft_invoice_lines')} as lines
                     on drafts.invoice_id = lines.invoice_id
-                group by 1, 2
+                group by 1, 2, 4
             """,
             key_columns=("invoice_id",),
             expectations=(
-                expect.ExpectColumnPairValuesToBeEqual(column_A="subtotal_minor", column_B="lines_total_minor"),
+                expect.ExpectColumnPairValuesToBeEqual(
+                    column_A="total_before_credits_minor", column_B="lines_total_minor"
+                ),
+                expect.ExpectColumnPairValuesToBeEqual(
+                    column_A="total_before_credits_minor", column_B="arithmetic_total_minor"
+                ),
             ),
         ),
         Check(
-            # NOTE: only an adjustment line (a credit for an earlier invoice) may be negative; what
-            # the period itself charges never is. A negative subtotal from adjustments is carried
-            # to a credit grant at issue, so the invoice total is never negative (SPEC §6).
+            # NOTE: only an adjustment line (a credit for an earlier invoice) and a discount may be
+            # negative; what the period itself charges never is, and discounts take at most the
+            # subtotal (SPEC §12). A negative subtotal from adjustments is carried to a credit grant
+            # at issue, so the invoice total is never negative (SPEC §6).
             "no_negative_totals",
             f"""
                 with drafts as ({_closing_drafts()})
                 select drafts.invoice_id,
-                    coalesce(sum(lines.amount_minor) filter (where lines.kind != 'adjustment'), 0)
+                    coalesce(sum(lines.amount_minor) filter (where lines.adds_to_total), 0)
+                    - least(coalesce(sum(lines.amount_minor) filter (where lines.kind = 'adjustment'), 0), 0)
                         as charges_minor,
-                    coalesce(min(lines.amount_minor) filter (where lines.kind != 'adjustment'), 0)
+                    coalesce(min(lines.amount_minor) filter (where lines.kind not in ('adjustment', 'discount')), 0)
                         as smallest_line_minor
                 from drafts
                 left join {ref('fct_draft_invoice_lines')} as lines
@@ -566,14 +575,16 @@ def ledger_gate(window: ClosingWindow) -> Gate:
             "chargeable_invoices_equal_their_lines",
             """
                 select invoices.invoice_id, invoices.invoice_number, invoices.status,
-                    invoices.subtotal_minor, invoices.credits_minor, invoices.total_minor,
-                    coalesce(sum(lines.amount_minor), 0) as lines_total_minor
+                    invoices.subtotal_minor, invoices.discount_minor, invoices.minimum_minor,
+                    invoices.tax_minor, invoices.credits_minor, invoices.total_minor,
+                    coalesce(sum(lines.amount_minor) filter (where lines.adds_to_total), 0) as lines_total_minor
                 from billing.invoices
                 left join billing.invoice_lines as lines on invoices.invoice_id = lines.invoice_id
                 where invoices.status in ('open', 'payment_failed')
-                group by 1, 2, 3, 4, 5, 6
-                having invoices.total_minor != coalesce(sum(lines.amount_minor), 0)
-                    or invoices.total_minor != invoices.subtotal_minor - invoices.credits_minor
+                group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+                having invoices.total_minor != coalesce(sum(lines.amount_minor) filter (where lines.adds_to_total), 0)
+                    or invoices.total_minor != invoices.subtotal_minor - invoices.discount_minor
+                        + invoices.minimum_minor + invoices.tax_minor - invoices.credits_minor
                     or invoices.total_minor < 0
             """,
             key_columns=("invoice_id",),

@@ -27,7 +27,7 @@ create table if not exists billing.invoices (
 create table if not exists billing.invoice_lines (
     invoice_id text not null references billing.invoices,
     line_no int not null,
-    kind text not null check (kind in ('base_fee', 'usage', 'credit', 'adjustment')),
+    kind text not null,  -- its check: below, where an upgrade replaces it
     event_name text,
     description text not null,
     quantity numeric,
@@ -275,6 +275,42 @@ from (
 where invoices.invoice_id = customers.invoice_id and invoices.invoice_date is null;
 alter table billing.invoices alter column invoice_date set not null;
 alter table billing.invoices alter column due_at set not null;
+
+-- The invoice arithmetic of SPEC §12, for analysts: total_minor = subtotal_minor - discount_minor
+-- + minimum_minor + tax_minor - credits_minor. tax_minor is the exclusive tax only; the tax that
+-- inclusive prices contain is tax_inclusive_minor, already inside the subtotal. A reverse-charge
+-- invoice carries no tax and says so (reverse_charge).
+alter table billing.invoices add column if not exists discount_minor bigint not null default 0;
+alter table billing.invoices add column if not exists minimum_minor bigint not null default 0;
+alter table billing.invoices add column if not exists tax_minor bigint not null default 0;
+alter table billing.invoices add column if not exists tax_inclusive_minor bigint not null default 0;
+alter table billing.invoices add column if not exists reverse_charge boolean not null default false;
+-- Whether a line adds to its invoice's total: all but an inclusive tax line, which shows the tax
+-- the other lines contain. Copied from the draft line (the rule's one home: dbt macro
+-- adds_to_total); every sum of lines into a total reads it.
+alter table billing.invoice_lines add column if not exists adds_to_total boolean not null default true;
+-- The line kinds (SPEC §6, §12). `create table if not exists` keeps an older warehouse's check,
+-- so the check is replaced here whenever it lacks a kind.
+do $$
+declare
+    kinds constant text[] := array[
+        'base_fee', 'usage', 'credit', 'adjustment', 'discount', 'minimum_commitment', 'tax'
+    ];
+    current_check text := (
+        select pg_get_constraintdef(oid) from pg_constraint
+        where conrelid = 'billing.invoice_lines'::regclass and conname = 'invoice_lines_kind_check'
+    );
+begin
+    if current_check is null or exists (
+        select from unnest(kinds) as kind where position(quote_literal(kind) in current_check) = 0
+    ) then
+        alter table billing.invoice_lines drop constraint if exists invoice_lines_kind_check;
+        execute format(
+            'alter table billing.invoice_lines add constraint invoice_lines_kind_check check (kind in (%s))',
+            (select string_agg(quote_literal(kind), ', ') from unnest(kinds) as kind)
+        );
+    end if;
+end $$;
 
 -- The charge retry schedule (SPEC §7), one row that charging, retries and SQL reports all read: at
 -- most max_attempts attempts in all; the next attempt falls in a later retry_spacing bin than the

@@ -43,11 +43,7 @@ base_fee_lines as (
         end as description,
         closed_periods.period_fraction as quantity,
         null::numeric as included_units,
-        -- multiplied before dividing, so an exact half cent stays exact
-        {{ divide(
-            'plans.base_fee * closed_periods.period_seconds',
-            'closed_periods.regular_seconds'
-        ) }} as amount,
+        {{ prorate('plans.base_fee', 'closed_periods') }} as amount,
         jsonb_build_object(
             'base_fee', plans.base_fee,
             'period_fraction', closed_periods.period_fraction,

@@ -1,97 +1,124 @@
 with
 
-drafted_lines as (
+charged_lines as (
 
-    select * from {{ ref('int_invoice_lines__drafted') }}
-
-),
-
-adjustments as (
-
-    select * from {{ ref('int_invoice_adjustments') }}
-
-    where status = 'drafted'
+    select * from {{ ref('int_invoice_lines__charged') }}
 
 ),
 
-closed_periods as (
+discounts as (
 
-    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
+    select * from {{ ref('int_invoice_discounts') }}
 
-    where is_closed
-
-),
-
--- Only periods without an invoice are drafts to issue; issued periods are
--- re-rated in int_invoice_adjustments instead.
-pending_lines as (
-
-    select drafted_lines.*
-
-    from drafted_lines
-
-    inner join closed_periods
-        on
-            drafted_lines.subscription_id = closed_periods.subscription_id
-            and drafted_lines.period_start = closed_periods.period_start
+    where discount_minor > 0
 
 ),
 
-adjustment_lines as (
+totals as (
+
+    select * from {{ ref('int_invoice_totals') }}
+
+),
+
+taxes as (
+
+    select * from {{ ref('int_invoice_taxes') }}
+
+),
+
+-- SPEC §12 in order: the subtotal's lines (base fee, usage, adjustments),
+-- one discount per redemption applied, the minimum commitment, one tax per
+-- rate, with int_invoice_lines__charged's columns. Positions keep that
+-- order; line_no numbers them from 1.
+lines as (
+
+    select * from charged_lines
+
+    union all
 
     select
-        adjustments.invoice_id,
-        adjustments.subscription_id,
-        adjustments.period_start,
-        'adjustment' as kind,
+        discounts.invoice_id,
+        totals.subscription_id,
+        totals.period_start,
+        'discount' as kind,
         null as event_name,
-        'Adjustment to ' || adjustments.original_invoice_number
-        || ' (usage re-rated)' as description,
+        discounts.coupon_name
+        || coalesce(' (' || trim_scale(discounts.percent_off) || '% off)', '')
+            as description,
         null::numeric as quantity,
         null::numeric as included_units,
         null::numeric as amount,
-        adjustments.currency,
-        adjustments.amount_minor,
-        jsonb_build_object(
-            'original_invoice_id', adjustments.original_invoice_id,
-            'original_invoice_number', adjustments.original_invoice_number,
-            'original_subscription_id', adjustments.original_subscription_id,
-            'rerated_minor', adjustments.rerated_minor,
-            'invoiced_minor', adjustments.invoiced_minor,
-            'previously_adjusted_minor', adjustments.adjusted_minor
-        ) as detail
+        totals.currency,
+        -discounts.discount_minor as amount_minor,
+        jsonb_strip_nulls(jsonb_build_object(
+            'coupon_id', discounts.coupon_id,
+            'redemption_id', discounts.redemption_id,
+            'percent_off', discounts.percent_off,
+            'amount_off', discounts.amount_off,
+            'period_no', discounts.period_no,
+            'remaining_minor', discounts.remaining_minor
+        )) as detail,
+        2000 + discounts.redemption_no as position
 
-    from adjustments
+    from discounts
 
-),
+    inner join totals
+        on discounts.invoice_id = totals.invoice_id
 
-lines as (
+    union all
 
     select
         invoice_id,
         subscription_id,
         period_start,
-        kind,
-        event_name,
-        description,
-        quantity,
-        included_units,
-        amount,
+        'minimum_commitment' as kind,
+        null as event_name,
+        'Minimum commitment' as description,
+        null::numeric as quantity,
+        null::numeric as included_units,
+        null::numeric as amount,
         currency,
-        amount_minor,
-        detail,
-        line_no as position
-    from pending_lines
+        minimum_minor as amount_minor,
+        jsonb_build_object(
+            'minimum_amount_minor', minimum_amount_minor,
+            'discounted_subtotal_minor', subtotal_minor - discount_minor
+        ) as detail,
+        3000 as position
+
+    from totals
+
+    where minimum_minor > 0
 
     union all
 
     select
-        adjustment_lines.*,
-        1000 + row_number() over (
-            partition by invoice_id
-            order by detail ->> 'original_invoice_number'
-        ) as position
-    from adjustment_lines
+        taxes.invoice_id,
+        totals.subscription_id,
+        totals.period_start,
+        'tax' as kind,
+        null as event_name,
+        taxes.display_name || ' ' || trim_scale(taxes.percentage) || '%'
+        || case when taxes.inclusive then ' (included)' else '' end
+            as description,
+        null::numeric as quantity,
+        null::numeric as included_units,
+        null::numeric as amount,
+        taxes.currency,
+        taxes.tax_minor as amount_minor,
+        jsonb_build_object(
+            'tax_rate_id', taxes.tax_rate_id,
+            'display_name', taxes.display_name,
+            'jurisdiction', taxes.jurisdiction,
+            'percentage', taxes.percentage,
+            'inclusive', taxes.inclusive,
+            'taxable_minor', taxes.taxable_minor
+        ) as detail,
+        4000 + taxes.rate_no as position
+
+    from taxes
+
+    inner join totals
+        on taxes.invoice_id = totals.invoice_id
 
 ),
 
@@ -111,7 +138,8 @@ final as (
         amount,
         currency,
         amount_minor,
-        detail
+        detail,
+        {{ adds_to_total('kind', 'detail') }} as adds_to_total
 
     from lines
 

@@ -1,22 +1,14 @@
 with
 
-closed_periods as (
-
-    select * from {{ ref('int_subscription_periods__awaiting_invoice') }}
-
-    where is_closed
-
-),
-
-plans as (
-
-    select * from {{ ref('stg_app__plans') }}
-
-),
-
 customers as (
 
     select * from {{ ref('stg_app__customers') }}
+
+),
+
+totals as (
+
+    select * from {{ ref('int_invoice_totals') }}
 
 ),
 
@@ -26,13 +18,11 @@ lines as (
 
 ),
 
-line_totals as (
+line_counts as (
 
     select
         invoice_id,
-        count(*) as count_lines,
-        sum(amount_minor) as subtotal_minor,
-        bool_or(amount_minor is null) as is_out_of_range
+        count(*) as count_lines
 
     from lines
 
@@ -40,30 +30,50 @@ line_totals as (
 
 ),
 
--- SPEC §6: one invoice per subscription per closed period, in the plan's
--- currency; an invoice with no lines still exists (total 0, paid at once).
--- A draft with a line beyond what a line holds is held (hold_reason): it is
--- not issued, and every other customer's invoice is.
+taxes as (
+
+    select
+        invoice_id,
+        sum(tax_minor) filter (where not inclusive) as tax_minor,
+        sum(tax_minor) filter (where inclusive) as tax_inclusive_minor
+
+    from {{ ref('int_invoice_taxes') }}
+
+    group by 1
+
+),
+
+-- SPEC §6: one invoice per subscription per closed period
+-- (int_invoice_totals), in the plan's currency; an invoice with no lines
+-- still exists (total 0, paid at once). A draft with a line beyond what a
+-- line holds is held (hold_reason): it is not issued, and every other
+-- customer's invoice is.
 final as (
 
     select
-        {{ invoice_id(
-            'closed_periods.subscription_id', 'closed_periods.period_start'
-        ) }} as invoice_id,
-        closed_periods.customer_id,
-        closed_periods.subscription_id,
-        closed_periods.plan_id,
-        closed_periods.period_start,
-        closed_periods.period_end,
-        plans.currency,
+        totals.invoice_id,
+        totals.customer_id,
+        totals.subscription_id,
+        totals.plan_id,
+        totals.period_start,
+        totals.period_end,
+        totals.currency,
         customers.collection_method,
-        coalesce(line_totals.count_lines, 0)::int as count_lines,
-        case when line_totals.is_out_of_range then 'amount_out_of_range' end
+        coalesce(line_counts.count_lines, 0)::int as count_lines,
+        case when totals.is_out_of_range then 'amount_out_of_range' end
             as hold_reason,
-        case
-            when not coalesce(line_totals.is_out_of_range, false) then
-                coalesce(line_totals.subtotal_minor, 0)::bigint
-        end as subtotal_minor,
+        -- SPEC §12: total before credits = subtotal - discounts + minimum
+        -- + exclusive tax; inclusive tax is inside the subtotal already
+        totals.subtotal_minor,
+        totals.discount_minor,
+        totals.minimum_minor,
+        coalesce(taxes.tax_minor, 0)::bigint as tax_minor,
+        coalesce(taxes.tax_inclusive_minor, 0)::bigint as tax_inclusive_minor,
+        (
+            totals.subtotal_minor - totals.discount_minor
+            + totals.minimum_minor + coalesce(taxes.tax_minor, 0)
+        )::bigint as total_before_credits_minor,
+        totals.is_reverse_charge as reverse_charge,
         -- SPEC §10: the issuing run's as_of as a date in the customer's
         -- timezone, and due net_terms_days later at local midnight
         invoice_dates.invoice_date,
@@ -72,13 +82,10 @@ final as (
         -- the drafts are this run's: they stay after it issues them
         {{ as_of() }} as drafted_as_of
 
-    from closed_periods
-
-    inner join plans
-        on closed_periods.plan_id = plans.plan_id
+    from totals
 
     inner join customers
-        on closed_periods.customer_id = customers.customer_id
+        on totals.customer_id = customers.customer_id
 
     cross join
         lateral (
@@ -87,11 +94,11 @@ final as (
                     as invoice_date
         ) as invoice_dates
 
-    left join line_totals
-        on
-            {{ invoice_id(
-                'closed_periods.subscription_id', 'closed_periods.period_start'
-            ) }} = line_totals.invoice_id
+    left join line_counts
+        on totals.invoice_id = line_counts.invoice_id
+
+    left join taxes
+        on totals.invoice_id = taxes.invoice_id
 
 )
 

@@ -58,6 +58,7 @@ final as (
         ---------- dimensions
         credit_notes.method,
         credit_notes.reason,
+        invoices.status as invoice_status,
         credit_note_lines.kind,
         credit_note_lines.kind = 'tax' as is_tax,
         credit_notes.currency,

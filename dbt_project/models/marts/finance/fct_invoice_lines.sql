@@ -44,7 +44,8 @@ final as (
         lines.included_units,
         lines.amount_minor,
         {{ to_major_units('lines.amount_minor', 'currencies.minor_unit') }}
-            as amount_major
+            as amount_major,
+        lines.adds_to_total
 
     from lines
 

@@ -111,6 +111,14 @@ final as (
         ---------- measures
         subtotal_minor,
         {{ to_major_units('subtotal_minor', 'minor_unit') }} as subtotal_major,
+        -- SPEC §12: total = subtotal - discount + minimum + tax - credits
+        discount_minor,
+        {{ to_major_units('discount_minor', 'minor_unit') }} as discount_major,
+        minimum_minor,
+        tax_minor,
+        {{ to_major_units('tax_minor', 'minor_unit') }} as tax_major,
+        tax_inclusive_minor,
+        reverse_charge,
         credits_minor,
         {{ to_major_units('credits_minor', 'minor_unit') }} as credits_major,
         total_minor,

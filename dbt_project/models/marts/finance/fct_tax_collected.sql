@@ -1,0 +1,77 @@
+with
+
+lines as (
+
+    select * from {{ ref('stg_billing__invoice_lines') }}
+
+    where kind = 'tax'
+
+),
+
+invoices as (
+
+    select * from {{ ref('fct_invoices') }}
+
+    where status != 'void'
+
+),
+
+currencies as (
+
+    select * from {{ ref('currencies') }}
+
+),
+
+-- SPEC §12 step 4: the tax lines say the rate they were computed at, as it
+-- was at issue (detail), so a rate changed later does not rewrite history.
+taxed as (
+
+    select
+        lines.detail ->> 'jurisdiction' as jurisdiction,
+        invoices.currency,
+        invoices.service_month,
+        lines.detail ->> 'tax_rate_id' as tax_rate_id,
+        lines.detail ->> 'display_name' as display_name,
+        (lines.detail ->> 'percentage')::numeric as percentage,
+        (lines.detail ->> 'inclusive')::boolean as inclusive,
+        (lines.detail ->> 'taxable_minor')::bigint as taxable_minor,
+        lines.amount_minor as tax_minor,
+        lines.invoice_id
+
+    from lines
+
+    inner join invoices
+        on lines.invoice_id = invoices.invoice_id
+
+),
+
+final as (
+
+    select
+        ---------- dimensions
+        taxed.jurisdiction,
+        taxed.currency,
+        taxed.service_month,
+        taxed.tax_rate_id,
+        max(taxed.display_name) as display_name,
+        max(taxed.percentage) as percentage,
+        bool_or(taxed.inclusive) as inclusive,
+
+        ---------- measures
+        count(distinct taxed.invoice_id) as count_invoices,
+        sum(taxed.taxable_minor)::bigint as taxable_minor,
+        sum(taxed.tax_minor)::bigint as tax_minor,
+        {{ to_major_units(
+            'sum(taxed.tax_minor)', 'max(currencies.minor_unit)'
+        ) }} as tax_major
+
+    from taxed
+
+    inner join currencies
+        on taxed.currency = currencies.currency
+
+    group by 1, 2, 3, 4
+
+)
+
+select * from final
