@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from billing.catalog import CatalogError, apply_catalog
 from billing.invoice_pdfs import write_invoice_pdf
+from billing.quality.billing_gates import check_ledger
 from conftest import query, reset_warehouse, run_cli
 
 pytestmark = pytest.mark.slow
@@ -164,6 +165,38 @@ def test_bad_coupons_and_tax_settings_are_refused_with_their_reasons(closed, tmp
     # nothing of them was written
     assert query("select count(*) from raw.coupons where coupon_id in ('both', 'no_currency', 'no_length', 'too_much')"
                  " union all select count(*) from raw.customers where customer_id = 'taxless'") == [(0,), (0,)]
+
+
+def test_the_books_hold_discounts_and_taxes_and_a_credit_note_takes_its_tax_back_pro_rata(closed):
+    def issue_entry(subscription_id: str, period_start: str = "2026-04-01") -> list[tuple]:
+        return query(
+            "select lines.account, lines.debit_minor, lines.credit_minor from billing.journal_lines as lines"
+            " join billing.journal_entries as entries using (entry_id) join billing.invoices using (invoice_id)"
+            " where invoices.subscription_id = %s and invoices.period_start::date = %s::date"
+            " and entries.kind = 'invoice_issued' order by lines.line_no", subscription_id, period_start)
+
+    # the coupon is a discount, debited; exclusive VAT is owed; inclusive GST moves out of revenue
+    assert issue_entry("s_coupon", "2026-01-01") == [
+        ("accounts_receivable", 19920, 0), ("revenue:discounts", 4980, 0), ("revenue:subscription", 0, 24900)]
+    assert issue_entry("s_berlin") == [
+        ("accounts_receivable", 71400, 0), ("revenue:subscription", 0, 60000), ("tax_payable", 0, 11400)]
+    assert issue_entry("s_sydney") == [
+        ("accounts_receivable", 11000, 0), ("revenue:subscription", 0, 10000), ("tax_payable", 0, 1000)]
+
+    # EUR 119.00 off Berlin's EUR 714.00: 119 × 114 / 714 = 19.00 of it is VAT, 100.00 the base fee
+    [(number,)] = query("select invoice_number from billing.invoices where subscription_id = 's_berlin'")
+    run_cli("credit-notes", "create", number, "--amount", "119", "--reason", "order_change", "--method", "reduce")
+    assert query(
+        "select lines.account, lines.debit_minor, lines.credit_minor from billing.journal_lines as lines"
+        " join billing.journal_entries as entries using (entry_id) join billing.invoices using (invoice_id)"
+        " where invoices.subscription_id = 's_berlin' and entries.kind = 'credit_note' order by lines.line_no"
+    ) == [("revenue:subscription", 10000, 0), ("tax_payable", 1900, 0), ("accounts_receivable", 0, 11900)]
+    assert query("select amount_remaining_minor, receivable_minor from billing.invoice_balances"
+                 " join billing.invoices using (invoice_id) where subscription_id = 's_berlin'") == [(59500, 59500)]
+    assert query("select revenue_minor, credit_notes_minor from billing_marts.fct_revenue"
+                 " where customer_id = 'berlin_gmbh'") == [(50000, 10000)]
+    # every entry balances and every receivable is what remains to pay
+    assert check_ledger(as_of=CLOSE).success
 
 
 def _refusal(path: Path) -> str:
