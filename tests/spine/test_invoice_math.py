@@ -195,6 +195,8 @@ def test_the_books_hold_discounts_and_taxes_and_a_credit_note_takes_its_tax_back
                  " join billing.invoices using (invoice_id) where subscription_id = 's_berlin'") == [(59500, 59500)]
     assert query("select revenue_minor, credit_notes_minor from billing_marts.fct_revenue"
                  " where customer_id = 'berlin_gmbh'") == [(50000, 10000)]
+    assert query("select tax_invoiced_minor, tax_credited_minor, tax_minor from billing_marts.fct_tax_collected"
+                 " where jurisdiction = 'DE'") == [(22800, 1900, 20900)]  # Berlin's and Credited's VAT
     # every entry balances and every receivable is what remains to pay
     assert check_ledger(as_of=CLOSE).success
 

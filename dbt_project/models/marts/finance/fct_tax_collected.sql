@@ -8,6 +8,22 @@ lines as (
 
 ),
 
+-- The tax credit notes took back, per invoice tax line (SPEC §13: pro rata).
+credited as (
+
+    select
+        invoice_id,
+        invoice_line_no,
+        sum(amount_minor)::bigint as amount_minor
+
+    from {{ ref('stg_billing__credit_note_lines') }}
+
+    where kind = 'tax'
+
+    group by 1, 2
+
+),
+
 invoices as (
 
     select * from {{ ref('fct_invoices') }}
@@ -35,13 +51,19 @@ taxed as (
         (lines.detail ->> 'percentage')::numeric as percentage,
         (lines.detail ->> 'inclusive')::boolean as inclusive,
         (lines.detail ->> 'taxable_minor')::bigint as taxable_minor,
-        lines.amount_minor as tax_minor,
+        lines.amount_minor as invoiced_minor,
+        coalesce(credited.amount_minor, 0) as credited_minor,
         lines.invoice_id
 
     from lines
 
     inner join invoices
         on lines.invoice_id = invoices.invoice_id
+
+    left join credited
+        on
+            lines.invoice_id = credited.invoice_id
+            and lines.line_no = credited.invoice_line_no
 
 ),
 
@@ -60,9 +82,12 @@ final as (
         ---------- measures
         count(distinct taxed.invoice_id) as count_invoices,
         sum(taxed.taxable_minor)::bigint as taxable_minor,
-        sum(taxed.tax_minor)::bigint as tax_minor,
+        sum(taxed.invoiced_minor)::bigint as tax_invoiced_minor,
+        sum(taxed.credited_minor)::bigint as tax_credited_minor,
+        sum(taxed.invoiced_minor - taxed.credited_minor)::bigint as tax_minor,
         {{ to_major_units(
-            'sum(taxed.tax_minor)', 'max(currencies.minor_unit)'
+            'sum(taxed.invoiced_minor - taxed.credited_minor)',
+            'max(currencies.minor_unit)'
         ) }} as tax_major
 
     from taxed
