@@ -166,7 +166,7 @@ def test_billing_init_upgrades_a_warehouse_made_by_the_previous_main(old_warehou
         assert connection.execute(
             "select discount_minor, minimum_minor, tax_minor, tax_inclusive_minor, reverse_charge"
             " from billing.invoices order by invoice_number"
-        ).fetchall() == [(0, 0, 0, 0, False)] * 2
+        ).fetchall() == [(0, 0, 0, 0, False)] * len(before["invoices"])
         assert connection.execute(
             "select bool_and(adds_to_total), count(*) from billing.invoice_lines"
         ).fetchone() == (True, len(before["invoice_lines"]))
