@@ -55,50 +55,6 @@ def adjustments() -> list[tuple]:
     )
 
 
-def test_late_usage_is_adjusted_once_on_the_next_invoice_at_the_marginal_tier(warehouse, tmp_path):
-    reset_warehouse()
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(CATALOG.replace("PRICE", "0.02"))
-    apply_catalog(catalog)
-    load_events(
-        write_csv(tmp_path / "june.csv", usage("late", "api_call", [9_000], "2026-06-10", "june")),
-        show_progress=False,
-    )
-    close("2026-07-01T01:00:00Z")
-    june_lines = query("select line_no, amount_minor from billing.invoice_lines order by 1")
-    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]  # 9,000 × €0.02
-
-    # 2,000 June calls arrive in July: June is now 11,000 calls = €200 + €10 = €210, €30 more
-    late = usage("late", "api_call", [1_000, 1_000], "2026-06-28", "june-late") + usage(
-        "late", "api_call", [500], "2026-07-10", "july")
-    load_events(write_csv(tmp_path / "late.csv", late), show_progress=False)
-    close("2026-08-01T01:00:00Z")
-    close("2026-08-01T01:00:00Z")  # re-run: nothing twice
-    assert invoices() == [
-        ("INV-000001", "2026-06-01", 18_000, 18_000),
-        ("INV-000002", "2026-07-01", 4_000, 4_000),  # 500 × €0.02 + €30.00 for June
-    ]
-    assert adjustments() == [("INV-000002", "Adjustment to INV-000001 (usage re-rated)", 3_000)]
-    assert query("select line_no, amount_minor from billing.invoice_lines where invoice_id ="
-                 " (select invoice_id from billing.invoices where invoice_number = 'INV-000001')"
-                 " order by 1") == june_lines
-
-    # the operator fixes the first tier's price to €0.01: June and July are credited on August's
-    # invoice, which has no usage, so the credit becomes a grant and the total stays 0
-    catalog.write_text(CATALOG.replace("PRICE", "0.01"))
-    apply_catalog(catalog)
-    close("2026-09-01T01:00:00Z")
-    assert adjustments()[1:] == [
-        ("INV-000003", "Adjustment to INV-000001 (usage re-rated)", -10_000),  # €110 owed, €210 billed
-        ("INV-000003", "Adjustment to INV-000002 (usage re-rated)", -500),     # €5 owed, €10 billed
-        ("INV-000003", "Credit balance carried to grant carry_" + query(
-            "select invoice_id from billing.invoices where invoice_number = 'INV-000003'")[0][0], 10_500),
-    ]
-    assert invoices()[2] == ("INV-000003", "2026-08-01", 0, 0)
-    assert system_grants() == [("INV-000003", "late", "EUR", 105, "2026-09-01")]
-    assert query("select count(*) from raw.credit_grants") == [(0,)]
-
-
 def test_credit_carried_by_an_invoice_pays_the_next_one_of_the_same_run_and_later_runs(warehouse, tmp_path):
     reset_warehouse()
     catalog = tmp_path / "catalog.yaml"
@@ -166,10 +122,27 @@ credit_grants:
     ) == [("customer_credit", 5_000), ("promotional_credit", -500)]
 
 
-PLANS = """
+# Three customers on one timeline of closes (June 16 and 20, July 1 twice, August 1 twice,
+# September 1), each on plans of its own, so their price fixes touch no one else:
+# - late: its late June usage is re-rated at the marginal tier onto July's invoice, once; a price
+#   fix then credits June and July on August's invoice, whose credit is carried to a grant;
+# - mover changes plan on June 16: its Starter subscription ends as the Growth one starts, so the
+#   late usage of Starter's last period goes on Growth's next invoice;
+# - gone leaves at the end of June: no invoice can carry its late usage, which is listed as unbilled.
+TIMELINE = """
 meters:
   - {event_name: api_call, display_name: API calls, aggregation: sum}
 plans:
+  - plan_id: tiered
+    name: Tiered
+    currency: EUR
+    interval: month
+    charges:
+      - event_name: api_call
+        pricing_model: graduated
+        tiers:
+          - {up_to: 10000, unit_price: LATE_PRICE}
+          - {up_to: null, unit_price: 0.01}
   - plan_id: starter
     name: Starter
     currency: EUR
@@ -178,7 +151,7 @@ plans:
       - event_name: api_call
         pricing_model: graduated
         tiers:
-          - {up_to: 10000, unit_price: PRICE}
+          - {up_to: 10000, unit_price: STARTER_PRICE}
           - {up_to: null, unit_price: 0.01}
   - plan_id: growth
     name: Growth
@@ -187,113 +160,161 @@ plans:
     base_fee: 20
     charges:
       - {event_name: api_call, pricing_model: per_unit, unit_price: 0.005}
-"""
-
-# mover changes plan on June 16: its Starter subscription ends as the Growth one starts
-PLAN_CHANGE = PLANS + """
+  - plan_id: standard
+    name: Standard
+    currency: EUR
+    interval: month
+    charges:
+      - event_name: api_call
+        pricing_model: graduated
+        tiers:
+          - {up_to: 10000, unit_price: 0.02}
+          - {up_to: null, unit_price: 0.01}
 customers:
+  - {customer_id: late, name: Late Co, currency: EUR, collection_method: request_payment}
   - {customer_id: mover, name: Mover Co, currency: EUR, collection_method: request_payment}
+  - {customer_id: gone, name: Gone Co, currency: EUR, collection_method: request_payment}
 subscriptions:
+  - {subscription_id: s_late, customer_id: late, plan_id: tiered, started_at: "2026-06-01T00:00:00Z"}
   - {subscription_id: s_starter, customer_id: mover, plan_id: starter, started_at: "2026-06-01T00:00:00Z",
      ended_at: "2026-06-16T00:00:00Z"}
   - {subscription_id: s_growth, customer_id: mover, plan_id: growth, started_at: "2026-06-16T00:00:00Z",
      billing_anchor_day: 1}
-"""
-
-# gone leaves at the end of June
-CHURN = PLANS + """
-customers:
-  - {customer_id: gone, name: Gone Co, currency: EUR, collection_method: request_payment}
-subscriptions:
-  - {subscription_id: s_gone, customer_id: gone, plan_id: starter, started_at: "2026-06-01T00:00:00Z",
+  - {subscription_id: s_gone, customer_id: gone, plan_id: standard, started_at: "2026-06-01T00:00:00Z",
      ended_at: "2026-07-01T00:00:00Z"}
 """
 
 
-def test_late_usage_of_a_plan_changed_subscription_goes_on_the_new_subscriptions_next_invoice(warehouse, tmp_path):
+def test_late_usage_goes_once_on_the_next_invoice_of_the_subscription_or_its_successor_or_is_listed(
+        warehouse, tmp_path):
     reset_warehouse()
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(PLAN_CHANGE.replace("PRICE", "0.02"))
-    apply_catalog(catalog)
-    load_events(write_csv(tmp_path / "june.csv", usage("mover", "api_call", [9_000], "2026-06-10", "june")),
-                show_progress=False)
+
+    def apply(late_price: str, starter_price: str) -> None:
+        catalog.write_text(TIMELINE.replace("LATE_PRICE", late_price).replace("STARTER_PRICE", starter_price))
+        apply_catalog(catalog)
+
+    def load(name: str, *rows: list[tuple]) -> None:
+        load_events(write_csv(tmp_path / f"{name}.csv", [row for part in rows for row in part]), show_progress=False)
+
+    apply(late_price="0.02", starter_price="0.02")
+    load("june", *(usage(customer, "api_call", [9_000], "2026-06-10", f"june-{customer}")
+                   for customer in ("late", "mover", "gone")))
+
     close("2026-06-16T01:00:00Z")
-    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]  # s_starter's last period: 9,000 × €0.02
+    # s_starter's last period: 9,000 × €0.02
+    assert invoices_of("mover") == [("s_starter", "2026-06-01", 18_000, 18_000)]
+    starter_june = number_of("s_starter", "2026-06-01")
 
-    # 2,000 more Starter calls of June 12 arrive late, with 1,000 Growth calls
-    late = usage("mover", "api_call", [1_000, 1_000], "2026-06-12", "june-late") + usage(
-        "mover", "api_call", [1_000], "2026-06-20", "growth")
-    load_events(write_csv(tmp_path / "late.csv", late), show_progress=False)
-
-    # s_starter has no next invoice; s_growth's first period has not closed: the adjustment waits
+    # mover: 2,000 more Starter calls of June 12 arrive late, with 1,000 Growth calls. s_starter has no
+    # next invoice; s_growth's first period has not closed: the adjustment waits
+    load("mover-late", usage("mover", "api_call", [1_000, 1_000], "2026-06-12", "june-late-mover"),
+         usage("mover", "api_call", [1_000], "2026-06-20", "growth"))
     close("2026-06-20T01:00:00Z")
-    assert len(invoices()) == 1
+    assert len(invoices_of("mover")) == 1
     assert query("select status, subscription_id, amount_minor from billing_intermediate.int_invoice_adjustments") == [
         ("waiting", "s_growth", 3_000)]
     assert query("select count(*) from billing_marts.fct_unbilled_adjustments") == [(0,)]
 
     close("2026-07-01T01:00:00Z")
     close("2026-07-01T01:00:00Z")  # re-run: nothing twice
-    # June 1–16 is now 11,000 calls = €200 + €10 = €210, €30 more. s_growth's June 16–30:
-    # base fee €20 × 15/30 days = €10, 1,000 × €0.005 = €5, and the €30 for INV-000001
-    assert invoices() == [
-        ("INV-000001", "2026-06-01", 18_000, 18_000),
-        ("INV-000002", "2026-06-16", 4_500, 4_500),
+    late_june, gone_june = number_of("s_late", "2026-06-01"), number_of("s_gone", "2026-06-01")
+    june_lines = query("select line_no, amount_minor from billing.invoice_lines where invoice_id = %s",
+                       number_to_id(late_june))
+    assert invoices_of("late") == [("s_late", "2026-06-01", 18_000, 18_000)]  # 9,000 × €0.02
+    assert invoices_of("gone") == [("s_gone", "2026-06-01", 18_000, 18_000)]
+    # mover: June 1–16 is now 11,000 calls = €200 + €10 = €210, €30 more. s_growth's June 16–30:
+    # base fee €20 × 15/30 days = €10, 1,000 × €0.005 = €5, and the €30 for s_starter's June
+    assert invoices_of("mover") == [
+        ("s_starter", "2026-06-01", 18_000, 18_000),
+        ("s_growth", "2026-06-16", 4_500, 4_500),
     ]
-    assert adjustments() == [("INV-000002", "Adjustment to INV-000001 (usage re-rated)", 3_000)]
+    assert adjustments_of("mover") == [
+        ("s_growth", "2026-06-16", f"Adjustment to {starter_june} (usage re-rated)", 3_000)]
     assert query(
         "select invoices.subscription_id, lines.detail ->> 'original_invoice_id',"
         " lines.detail ->> 'original_subscription_id'"
         " from billing.invoice_lines as lines join billing.invoices using (invoice_id)"
         " where lines.kind = 'adjustment'"
-    ) == [("s_growth", number_to_id("INV-000001"), "s_starter")]
+    ) == [("s_growth", number_to_id(starter_june), "s_starter")]
     assert query("select count(*) from billing_intermediate.int_invoice_adjustments") == [(0,)]
 
-    # the operator fixes Starter's first tier to €0.01: June 1–16 is €110, €100 less than billed and
-    # adjusted. July's Growth invoice (€20 base fee, no usage) cannot absorb it: total 0, €80 granted
-    catalog.write_text(PLAN_CHANGE.replace("PRICE", "0.01"))
-    apply_catalog(catalog)
+    # late: 2,000 June calls arrive in July: June is now 11,000 calls = €200 + €10 = €210, €30 more;
+    # gone's subscription ended with June: its 2,000 late calls are €30 more that no invoice can carry
+    load("july-late", usage("late", "api_call", [1_000, 1_000], "2026-06-28", "june-late-late"),
+         usage("late", "api_call", [500], "2026-07-10", "july-late"),
+         usage("gone", "api_call", [1_000, 1_000], "2026-06-28", "june-late-gone"))
+    # mover: the operator fixes Starter's first tier to €0.01: June 1–16 is €110, €100 less than billed
+    # and adjusted. July's Growth invoice (€20 base fee, no usage) cannot absorb it: total 0, €80 granted
+    apply(late_price="0.02", starter_price="0.01")
     close("2026-08-01T01:00:00Z")
     close("2026-08-01T01:00:00Z")  # re-run: nothing twice
-    july = number_to_id("INV-000003")
-    assert invoices()[2:] == [("INV-000003", "2026-07-01", 0, 0)]
-    assert adjustments()[1:] == [
-        ("INV-000003", "Adjustment to INV-000001 (usage re-rated)", -10_000),
-        ("INV-000003", f"Credit balance carried to grant carry_{july}", 8_000),
+
+    assert invoices_of("late") == [
+        ("s_late", "2026-06-01", 18_000, 18_000),
+        ("s_late", "2026-07-01", 4_000, 4_000),  # 500 × €0.02 + €30.00 for June
     ]
-    assert query("select status from billing.invoices where invoice_id = %s", july) == [("paid",)]
-    assert system_grants() == [("INV-000003", "mover", "EUR", 80, "2026-08-01")]
-    assert query("select count(*) from raw.credit_grants") == [(0,)]
-    assert query("select count(*) from billing_intermediate.int_invoice_adjustments") == [(0,)]
+    assert adjustments_of("late") == [("s_late", "2026-07-01", f"Adjustment to {late_june} (usage re-rated)", 3_000)]
+    assert query("select line_no, amount_minor from billing.invoice_lines where invoice_id = %s",
+                 number_to_id(late_june)) == june_lines
 
+    growth_july = number_of("s_growth", "2026-07-01")
+    assert invoices_of("mover")[2:] == [("s_growth", "2026-07-01", 0, 0)]
+    assert adjustments_of("mover")[1:] == [
+        ("s_growth", "2026-07-01", f"Adjustment to {starter_june} (usage re-rated)", -10_000),
+        ("s_growth", "2026-07-01", f"Credit balance carried to grant carry_{number_to_id(growth_july)}", 8_000),
+    ]
+    assert query("select status from billing.invoices where invoice_number = %s", growth_july) == [("paid",)]
+    assert system_grants() == [(growth_july, "mover", "EUR", 80, "2026-08-01")]
+    # nothing waits: mover's differences are carried, gone's is unbilled
+    assert query("select status, count(*) from billing_intermediate.int_invoice_adjustments group by 1") == [
+        ("unbilled", 1)]
 
-def test_late_usage_of_a_churned_customer_is_listed_as_unbilled(warehouse, tmp_path):
-    reset_warehouse()
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(CHURN.replace("PRICE", "0.02"))
-    apply_catalog(catalog)
-    load_events(write_csv(tmp_path / "june.csv", usage("gone", "api_call", [9_000], "2026-06-10", "june")),
-                show_progress=False)
-    close("2026-07-01T01:00:00Z")
-    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]
-
-    # gone's subscription ended with June; 2,000 June calls arrive in July: €30 more that no invoice can carry
-    load_events(write_csv(tmp_path / "late.csv", usage("gone", "api_call", [1_000, 1_000], "2026-06-28", "late")),
-                show_progress=False)
-    close("2026-08-01T01:00:00Z")
-    close("2026-08-01T01:00:00Z")  # re-run: nothing twice
-    assert invoices() == [("INV-000001", "2026-06-01", 18_000, 18_000)]
-    assert adjustments() == []
+    assert invoices_of("gone") == [("s_gone", "2026-06-01", 18_000, 18_000)]
+    assert adjustments_of("gone") == []
     assert query(
         "select original_invoice_id, original_invoice_number, customer_id, subscription_id, currency,"
         " rerated_minor, invoiced_minor, adjusted_minor, amount_minor, reason"
         " from billing_marts.fct_unbilled_adjustments"
-    ) == [(number_to_id("INV-000001"), "INV-000001", "gone", "s_gone", "EUR", 21_000, 18_000, 0, 3_000,
+    ) == [(number_to_id(gone_june), gone_june, "gone", "s_gone", "EUR", 21_000, 18_000, 0, 3_000,
            "no_later_subscription")]
-
     listed = run_cli("invoices", "list").stdout
-    assert "unbilled adjustment to INV-000001 (gone): EUR 30.00, no_later_subscription" in listed
+    assert f"unbilled adjustment to {gone_june} (gone): EUR 30.00, no_later_subscription" in listed
 
+    # late: the operator fixes the first tier's price to €0.01: June and July are credited on August's
+    # invoice, which has no usage, so the credit becomes a grant and the total stays 0
+    apply(late_price="0.01", starter_price="0.01")
+    close("2026-09-01T01:00:00Z")
+    late_july, late_august = number_of("s_late", "2026-07-01"), number_of("s_late", "2026-08-01")
+    assert adjustments_of("late")[1:] == [
+        ("s_late", "2026-08-01", f"Adjustment to {late_june} (usage re-rated)", -10_000),  # €110 owed, €210 billed
+        ("s_late", "2026-08-01", f"Adjustment to {late_july} (usage re-rated)", -500),     # €5 owed, €10 billed
+        ("s_late", "2026-08-01", f"Credit balance carried to grant carry_{number_to_id(late_august)}", 10_500),
+    ]
+    assert invoices_of("late")[2] == ("s_late", "2026-08-01", 0, 0)
+    assert system_grants() == sorted([(growth_july, "mover", "EUR", 80, "2026-08-01"),
+                                      (late_august, "late", "EUR", 105, "2026-09-01")])
+    assert query("select count(*) from raw.credit_grants") == [(0,)]
+
+
+def invoices_of(customer_id: str) -> list[tuple]:
+    return query("select subscription_id, period_start::date::text, subtotal_minor, total_minor"
+                 " from billing.invoices where customer_id = %s order by invoice_number", customer_id)
+
+
+def adjustments_of(customer_id: str) -> list[tuple]:
+    return query(
+        "select invoices.subscription_id, invoices.period_start::date::text, lines.description, lines.amount_minor"
+        " from billing.invoice_lines as lines join billing.invoices using (invoice_id)"
+        " where lines.kind = 'adjustment' and invoices.customer_id = %s"
+        " order by invoices.invoice_number, lines.line_no",
+        customer_id,
+    )
+
+
+def number_of(subscription_id: str, period_start: str) -> str:
+    return query("select invoice_number from billing.invoices where subscription_id = %s"
+                 " and period_start::date = %s::date", subscription_id, period_start)[0][0]
 
 def system_grants() -> list[tuple]:
     """billing.credit_grants as (origin invoice number, customer, currency, amount, granted_at UTC date)."""
