@@ -281,5 +281,28 @@ def test_a_credit_becomes_a_grant_the_next_invoice_spends(june_closed):
                  " where event_type = 'billing.credit_note.created'") == [(6, 6)]
 
 
+def test_a_refund_stripe_refuses_to_authenticate_is_one_line_and_stays_pending(june_closed):
+    from billing.credit_notes import resume_pending_refunds
+    from billing.payments.sandbox import SandboxGateway
+    from payments.stripe_server import FakeStripe
+
+    with FakeStripe() as stripe_api:
+        refused = run_cli(
+            "credit-notes", "create", "INV-000003", "--amount", "1", "--reason", "duplicate", "--method", "refund",
+            check=False, env={"BILLING_PAYMENT_GATEWAY": "stripe", "BILLING_STRIPE_API_KEY": "sk_test_revoked",
+                              "BILLING_STRIPE_API_BASE": stripe_api.url},
+        )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: Stripe refused the API key in BILLING_STRIPE_API_KEY (Invalid API Key provided.): fix it and run"
+        " the command again; what was recorded before the call stays pending and is sent then"]
+    pending = ("select refunds.status, refunds.amount_minor from billing.refunds join billing.credit_notes"
+               " using (credit_note_id) where credit_notes.amount_minor = 100")
+    assert query(pending) == [("pending", 100)]
+    # with a gateway that answers (here the sandbox, which made the charge), the next run sends it
+    assert resume_pending_refunds(SandboxGateway()) == {"resumed": 1}
+    assert query(pending) == [("succeeded", 100)]
+
+
 def pdf_text(path) -> str:
     return subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True, check=True).stdout

@@ -19,15 +19,17 @@ from billing.webhooks.commands import app as webhooks_app
 
 class _Commands(TyperGroup):
     """Every command (sub-commands too: they run inside this) tells a warehouse that stops it in one
-    line, exit 1, instead of a traceback: unreachable, not set up, out of date (billing.warehouse)."""
+    line, exit 1, instead of a traceback: unreachable, not set up, out of date (billing.warehouse); and
+    so does Stripe refusing the API key (billing.payments.stripe_gateway)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except Exception as error:
+            from billing.payments.stripe_gateway import refused_key_line
             from billing.warehouse import warehouse_error_line
 
-            if (line := warehouse_error_line(error)) is None:
+            if (line := warehouse_error_line(error) or refused_key_line(error)) is None:
                 raise
             fail(line)
 

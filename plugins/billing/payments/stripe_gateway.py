@@ -15,6 +15,15 @@ import stripe
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, RefundOutcome, RefundRequest
 
 API_KEY_ENV = "BILLING_STRIPE_API_KEY"
+
+
+def refused_key_line(error: BaseException) -> str | None:
+    """What stopped a command, in one line, when Stripe refused the API key (the calls raise it rather
+    than record an outcome); None for anything else."""
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return (f"Stripe refused the API key in {API_KEY_ENV} ({error.user_message or error}): fix it and run"
+                " the command again; what was recorded before the call stays pending and is sent then")
+    return None
 API_BASE_ENV = "BILLING_STRIPE_API_BASE"
 TIMEOUT_ENV = "BILLING_STRIPE_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 30.0
