@@ -623,24 +623,23 @@ select
     invoices.customer_id,
     invoices.currency,
     invoices.total_minor,
-    case
-        when invoices.status in ('open', 'payment_failed')
-            then invoices.total_minor - coalesce(credited.reduced_minor, 0)
-        else 0
-    end as amount_remaining_minor,
+    owed.amount_remaining_minor,
     invoices.status,
-    invoices.total_minor - coalesce(credited.reduced_minor, 0) as amount_due_minor,
+    owed.amount_due_minor,
     coalesce(paid.paid_minor, 0) as paid_minor,
     coalesce(credited.credited_minor, 0) as credited_minor,
     coalesce(credited.reduced_minor, 0) as reduced_minor,
     coalesce(refunded.refunded_minor, 0) as refunded_minor,
     coalesce(refunded.refund_owed_minor, 0) as refund_owed_minor,
-    case
-        when invoices.status in ('open', 'payment_failed')
-            then invoices.total_minor - coalesce(credited.reduced_minor, 0)
-        else 0
-    end - coalesce(refunded.refund_owed_minor, 0) as receivable_minor
+    owed.amount_remaining_minor - coalesce(refunded.refund_owed_minor, 0) as receivable_minor
 from billing.invoices
 left join credited on invoices.invoice_id = credited.invoice_id
 left join paid on invoices.invoice_id = paid.invoice_id
-left join refunded on invoices.invoice_id = refunded.invoice_id;
+left join refunded on invoices.invoice_id = refunded.invoice_id
+cross join lateral (
+    select
+        due.amount_due_minor,
+        case when invoices.status in ('open', 'payment_failed') then due.amount_due_minor else 0 end
+            as amount_remaining_minor
+    from (select invoices.total_minor - coalesce(credited.reduced_minor, 0) as amount_due_minor) as due
+) as owed;
