@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,10 +342,28 @@ def _run_dbt(command: str, *arguments: str, run: dict[str, str] | None = None) -
     for name in [name for name in os.environ if name.startswith("BILLING_RUN_")]:
         del os.environ[name]  # an earlier command's run values
     os.environ.update({**dbt_environment(), **(run or {})})
-    result = dbtRunner(manifest=manifest).invoke([*command.split(), *_dbt_options(), *arguments])
+    invoke = dbtRunner(manifest=manifest).invoke
+    result = _in_a_thread_of_its_own(invoke, [*command.split(), *_dbt_options(), *arguments])
     if result.exception is not None:
         raise TransformFailed(f"dbt could not run: {result.exception}")
     return result
+
+
+def _in_a_thread_of_its_own(function: Callable[[list[str]], Any], arguments: list[str]) -> Any:
+    """`function(arguments)` run in a new thread, so that dbt sees a stack of its own frames only.
+
+    dbt's adapter names the source of each of its behavior flags by walking its caller's stack
+    (`inspect.stack()` in dbt_common.behavior_flags), which looks up the module of every frame: under
+    an Airflow task that is a deep stack, and in a test worker about 1 s of every cycle close (py-spy).
+    dbt's runner returns its errors rather than raising them.
+    """
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(function(arguments)), name="dbt", daemon=True)
+    thread.start()
+    thread.join()
+    if not results:
+        raise TransformFailed("dbt stopped without a result: see the dbt log under BILLING_HOME/dbt/logs")
+    return results[0]
 
 
 def _dbt_options() -> list[str]:
