@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 DATASOURCE = "warehouse"
 DATA_DOCS_SITE = "billing"
+WHOLE_TABLE = "whole_result"  # each check's batch: every row of its table
 # Where a check's rows are kept while its gate runs (created by `billing init`).
 CHECKS_SCHEMA = "billing_checks"
 # How many rows of each expectation were checked and broke it, without listing them.
@@ -106,13 +107,14 @@ def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
     """Every check of `gate` validated with counts in one checkpoint; a failed check again for its
     offending rows."""
     gx = load_great_expectations()
-    datasource = context.data_sources.add_postgres(name=DATASOURCE, connection_string=sqlalchemy_url(warehouse_url()))
     run_id = gx.RunIdentifier(run_name=run_label, run_time=datetime.datetime.now(datetime.UTC))
     queries = {check.name: gate.query_of(check) for check in gate.checks}
     with check_tables(queries) as tables:
+        checked = {name: table for name, table in tables.items() if not isinstance(table, QueryError)}
+        datasource = warehouse_datasource(context, checked)
         validations = {
-            check.name: validation_definition(context, datasource, gate.name, check, tables[check.name])
-            for check in gate.checks if not isinstance(tables[check.name], QueryError)
+            check.name: validation_definition(context, datasource, gate.name, check)
+            for check in gate.checks if check.name in checked
         }
         results = run_checkpoint(context, f"{gate.name}.counts", list(validations.values()), run_id,
                                  COUNTS_FORMAT) if validations else {}
@@ -135,12 +137,26 @@ def validate_checks(context: Any, gate: Gate, run_label: str) -> list[Outcome]:
     return outcomes
 
 
-def validation_definition(context: Any, datasource: Any, gate_name: str, check: Check, table: str) -> Any:
+def warehouse_datasource(context: Any, tables: dict[str, str]) -> Any:
+    """The warehouse as a GX datasource with a table asset per check (its name) of its rows' table.
+
+    Added at once: GX saves the whole datasource again for each asset or batch definition added one
+    by one (28 checks: 0.17 s of CPU, against 0.02 s).
+    """
+    from great_expectations.datasource.fluent import PostgresDatasource
+
+    assets = [{"name": check, "type": "table", "table_name": table, "batch_definitions": [{"name": WHOLE_TABLE}]}
+              for check, table in tables.items()]
+    return context.data_sources.add_postgres(
+        PostgresDatasource(name=DATASOURCE, connection_string=sqlalchemy_url(warehouse_url()), assets=assets)
+    )
+
+
+def validation_definition(context: Any, datasource: Any, gate_name: str, check: Check) -> Any:
     """The GX validation of one check: its table's rows against its expectations."""
     gx = load_great_expectations()
     name = f"{gate_name}.{check.name}"
-    asset = datasource.add_table_asset(name=check.name, table_name=table)
-    batch = asset.add_batch_definition_whole_table(name="whole_result")
+    batch = datasource.get_asset(check.name).get_batch_definition(WHOLE_TABLE)
     # NOTE: GX refuses an expectation already in another suite; copies keep a Check reusable.
     expectations = [expectation.copy(deep=True) for expectation in check.expectations]
     suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
