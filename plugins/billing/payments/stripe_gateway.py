@@ -15,6 +15,9 @@ import stripe
 from billing.payments.gateway import ChargeOutcome, ChargeRequest, OutcomeUnknown, RefundOutcome, RefundRequest
 
 API_KEY_ENV = "BILLING_STRIPE_API_KEY"
+API_BASE_ENV = "BILLING_STRIPE_API_BASE"
+TIMEOUT_ENV = "BILLING_STRIPE_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 def refused_key_line(error: BaseException) -> str | None:
@@ -24,9 +27,6 @@ def refused_key_line(error: BaseException) -> str | None:
         return (f"Stripe refused the API key in {API_KEY_ENV} ({error.user_message or error}): fix it and run"
                 " the command again; what was recorded before the call stays pending and is sent then")
     return None
-API_BASE_ENV = "BILLING_STRIPE_API_BASE"
-TIMEOUT_ENV = "BILLING_STRIPE_TIMEOUT"
-DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 class StripeGateway:
