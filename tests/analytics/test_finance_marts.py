@@ -72,14 +72,6 @@ def days_since(day: date) -> int:
     return (datetime.now(UTC).date() - day).days
 
 
-def test_rebuild_builds_the_marts_and_their_tests_on_an_empty_warehouse(warehouse):
-    reset_warehouse()
-    # raises TransformFailed if a model or a data test (reconciliations included) fails
-    transform.rebuild(as_of=JUNE_CLOSE, grace="1 hour")
-    for name in FINANCE_MARTS:
-        assert mart(f"select count(*) from {{{name}}}") == [(0,)], name
-
-
 @pytest.fixture(scope="module")
 def june_closed(warehouse, tmp_path_factory):
     folder: Path = tmp_path_factory.mktemp("finance")

@@ -24,15 +24,19 @@ def test_hourly_pipeline_on_a_fresh_warehouse_builds_the_analyst_views(warehouse
     assert query("select count(*) from billing_marts.fct_data_quality_daily") == [(0,)]
 
 
-def test_rebuild_on_an_empty_warehouse_builds_every_mart(warehouse):
+def test_rebuild_on_an_empty_warehouse_builds_every_mart_empty(warehouse):
+    """`billing rebuild` exits 1 on a failing data test: the marts' reconciliations pass on nothing too."""
     reset_warehouse()
-    run_cli("rebuild")
+    run_cli("rebuild", "--as-of", "2026-08-01T01:00:00Z")
     built = {name for (name,) in query(
         "select table_name from information_schema.tables where table_schema = %s", MARTS_SCHEMA
     )}
     operations = {"fct_usage_history", "fct_webhook_endpoint_health", "fct_data_quality_daily", "fct_gate_results"}
     assert operations <= set(_marts())
     assert not set(_marts()) - built, "marts missing after billing rebuild"
+    # nothing in raw, nothing in a mart but MetricFlow's time spine (its days)
+    assert {name for name in built if query(f"select count(*) from {MARTS_SCHEMA}.{name}")[0][0]} == {
+        "metricflow_time_spine"}
 
 
 def test_every_mart_and_every_mart_column_is_described(warehouse):
