@@ -16,6 +16,7 @@ Code outside dbt that reads a model names it with `ref`, which looks it up in db
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -25,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
+
 from billing import raw_events
-from billing.settings import DBT_PROJECT_DIR, billing_home
+from billing.schema import BILLING_SCHEMA_SQL
+from billing.settings import CONTRACTS_DIR, DBT_PROJECT_DIR, PROJECT_ROOT, billing_home
 from billing.warehouse import connect, connection_parts
 
 # Slices name the project's folders by fqn (`fqn:marts.finance`: models/marts/finance/ and the tests
@@ -46,6 +50,15 @@ RATING_SLICE = ("fqn:intermediate.usage", "fqn:intermediate.rating", "fqn:interm
 USAGE_SLICE = ("resource_type:seed", "fqn:staging", "fqn:intermediate.events", "fqn:intermediate.periods",
                "fqn:marts.events", "fqn:intermediate.usage", "fqn:intermediate.stripe_sync", "fct_meter_usage",
                *ANALYST_VIEWS)
+# The staging views, one over each raw or billing table: no build of a table replaces what they
+# read, so a build re-creates them only when they are missing or were built from another project
+# (STAGING_SOURCES, dbt's version); their data tests run every time. The schema's comment names
+# the project they were built from (_staging_fingerprint).
+STAGING = "fqn:staging"
+STAGING_SCHEMA = "billing_staging"
+# What the staging views are built from: the dbt project, and the tables they read.
+STAGING_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
+                   CONTRACTS_DIR, BILLING_SCHEMA_SQL)
 # What customers see mid-period: the current periods' usage rated so far, its projection, and
 # what each customer may still use (SPEC §15).
 CURRENT_USAGE_SLICE = ("resource_type:seed", "int_usage_lines__current", "int_usage_lines__projected",
@@ -122,6 +135,9 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
+        builds_staging = STAGING in select and (full_refresh or not _staging_views_are_current())
+        if STAGING in select and not builds_staging:
+            arguments[arguments.index(STAGING)] = f"{STAGING},resource_type:test"
         nodes = _invoke(
             "build", "--select", *arguments,
             *(["--full-refresh"] if full_refresh else []),
@@ -129,7 +145,39 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
             "--exclude", "resource_type:test,tag:analyst",
             run=_run_values(as_of=as_of, grace=grace, raw_rewrites=rewrites),
         )
+        if builds_staging:
+            with connect() as connection:
+                connection.execute(sql.SQL("comment on schema {} is {}").format(
+                    sql.Identifier(STAGING_SCHEMA), sql.Literal(_staging_fingerprint())))
     return nodes, full_refresh
+
+
+def _staging_views_are_current() -> bool:
+    """Whether every staging view is in the warehouse, built from this project (see STAGING)."""
+    with connect() as connection:
+        built_from, views = connection.execute(
+            "select obj_description(to_regnamespace(%s), 'pg_namespace'),"
+            " array(select viewname::text from pg_views where schemaname = %s)",
+            (STAGING_SCHEMA, STAGING_SCHEMA),
+        ).fetchone()
+    staging_views = {
+        node.alias for node in _parse().nodes.values()
+        if node.fqn[1] == "staging" and node.config.materialized == "view"
+    }
+    return built_from == _staging_fingerprint() and staging_views <= set(views)
+
+
+def _staging_fingerprint() -> str:
+    """A digest of STAGING_SOURCES' contents and dbt's version: the same on every machine."""
+    from dbt.version import __version__ as dbt_version
+
+    digest = hashlib.sha256(dbt_version.encode())
+    for root in STAGING_SOURCES:
+        for path in sorted([root, *root.rglob("*")] if root.is_dir() else [root]):
+            if path.is_file():
+                digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return f"staging views of project {digest.hexdigest()}"
 
 
 def rebuild(*, as_of: str, grace: str) -> int:
@@ -386,13 +434,19 @@ def _parsed_project() -> Any:
     It is redone when a project file changes or the warehouse does (the manifest names the database).
     Run values are read only while executing (macros/run_var.sql), so they need no new parse.
     """
+    return _parse().deepcopy()
+
+
+def _parse() -> Any:
+    """This process's parse of the project (dbt's Manifest), redone when a project file or the
+    warehouse changes; for reading, not to run a command on (_parsed_project)."""
     key = (_project_changed_at(), tuple(sorted(dbt_environment().items())))
     if _parses.get("key") != key:
         result = _run_dbt("parse", "--no-write-json")
         if not result.success:
             raise TransformFailed("dbt parse failed: see the dbt log under BILLING_HOME/dbt/logs")
         _parses.update(key=key, manifest=result.result)
-    return _parses["manifest"].deepcopy()
+    return _parses["manifest"]
 
 
 def _target_path() -> Path:
