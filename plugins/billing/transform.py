@@ -135,9 +135,12 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
-        builds_staging = STAGING in select and (full_refresh or not _staging_views_are_current())
-        if STAGING in select and not builds_staging:
-            arguments[arguments.index(STAGING)] = f"{STAGING},resource_type:test"
+        builds_staging = False
+        if STAGING in select:
+            staging_fingerprint = _staging_fingerprint()
+            builds_staging = full_refresh or not _staging_views_are_current(staging_fingerprint)
+            if not builds_staging:
+                arguments[arguments.index(STAGING)] = f"{STAGING},resource_type:test"
         nodes = _invoke(
             "build", "--select", *arguments,
             *(["--full-refresh"] if full_refresh else []),
@@ -148,12 +151,12 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         if builds_staging:
             with connect() as connection:
                 connection.execute(sql.SQL("comment on schema {} is {}").format(
-                    sql.Identifier(STAGING_SCHEMA), sql.Literal(_staging_fingerprint())))
+                    sql.Identifier(STAGING_SCHEMA), sql.Literal(staging_fingerprint)))
     return nodes, full_refresh
 
 
-def _staging_views_are_current() -> bool:
-    """Whether every staging view is in the warehouse, built from this project (see STAGING)."""
+def _staging_views_are_current(fingerprint: str) -> bool:
+    """Whether every staging view is in the warehouse, built from the project `fingerprint` names."""
     with connect() as connection:
         built_from, views = connection.execute(
             "select obj_description(to_regnamespace(%s), 'pg_namespace'),"
@@ -164,7 +167,7 @@ def _staging_views_are_current() -> bool:
         node.alias for node in _parse().nodes.values()
         if node.fqn[1] == "staging" and node.config.materialized == "view"
     }
-    return built_from == _staging_fingerprint() and staging_views <= set(views)
+    return built_from == fingerprint and staging_views <= set(views)
 
 
 def _staging_fingerprint() -> str:
@@ -324,7 +327,7 @@ def _incremental_state_is_stale(rewrites: int | None) -> bool:
             return False
         # NOTE: the staging view (blank references as null); ingested_at picks the partition.
         return connection.execute(
-            "select not exists (select 1 from billing_staging.stg_app__usage_events"
+            f"select not exists (select 1 from {STAGING_SCHEMA}.stg_app__usage_events"
             " where raw_row_id = %s and reference is not distinct from %s and ingested_at = %s)",
             latest,
         ).fetchone()[0]

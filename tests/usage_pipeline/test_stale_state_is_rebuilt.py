@@ -18,7 +18,6 @@ from billing.catalog import apply_catalog
 from billing.loading import load_events
 from billing.quality.billing_gates import _event_reconciliation
 from billing.schema import init_warehouse
-from billing.warehouse import connect
 from conftest import query, reset_warehouse, run_cli
 from spine.events import usage, write_csv
 
@@ -161,7 +160,7 @@ def test_the_staging_views_are_created_again_only_when_missing_or_built_from_ano
         return transform.build(transform.EVENTS_SLICE, as_of=AS_OF, grace="1 hours")
 
     def execute(statement: str) -> None:
-        with connect() as connection:
+        with transform.connect() as connection:
             connection.execute(statement)
 
     reset_warehouse()
