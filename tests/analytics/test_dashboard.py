@@ -99,7 +99,7 @@ def test_the_revenue_page_shows_mrr_and_revenue_by_month_plan_meter_and_customer
                         ["file_upload", "USD 5.90"]]
     assert by_customer == [["customer", "revenue"], ["Acme Corp", "USD 2,117.01"], ["Globex", "USD 348.00"],
                            ["Initech", "USD 171.95"]]
-    assert {label.split(",")[0] for label in metrics(browser)} == {"MRR", "Customers", "ARPA", "Logo churn"}
+    assert {label.split(",")[0] for label in metrics(browser, 4)} == {"MRR", "Customers", "ARPA", "Logo churn"}
     assert len(charts(browser)) == 5
     save(browser, screenshots, "revenue_usd")
 
@@ -117,7 +117,7 @@ def test_the_receivables_page_shows_what_is_owed_the_dunning_queue_and_payment_s
     open_page(browser, dashboard, "Receivables")
     wait_for_text(browser, "Payment success")
     # open: Globex 249.00 and 99.00; payment_failed: Initech 49.50 and 122.45, Umbrella JPY 617 and 618
-    assert metrics(browser) == {"Owed in JPY": "JPY 1,235", "Owed in USD": "USD 519.95", "Invoices in dunning": "4"}
+    assert metrics(browser, 3) == {"Owed in JPY": "JPY 1,235", "Owed in USD": "USD 519.95", "Invoices in dunning": "4"}
     aging_jpy, aging_usd, dunning, success = tables(browser, 4)
     assert [row[0] for row in aging_usd] == ["bucket", "current", "1-30", "31-60", "61-90", "91+", "written_off"]
     assert sum(int(row[1]) for row in aging_usd[1:]) == 4 and sum(int(row[1]) for row in aging_jpy[1:]) == 2
@@ -147,7 +147,7 @@ def test_the_customer_page_shows_acme_invoices_and_usage_of_every_period(dashboa
     open_page(browser, dashboard, "Customer", customer="acme")
     wait_for_text(browser, "1,234,567")
     # the demo's last close (2026-08-01 01:00Z) left every customer at the start of August
-    assert metrics(browser) == {
+    assert metrics(browser, 2) == {
         "Usage charges so far": "USD 0.00",
         "Projected usage charges for the period": "USD 0.00",
     }
@@ -194,7 +194,7 @@ def test_the_data_quality_page_shows_rejects_duplicates_gates_and_webhooks(dashb
     open_page(browser, dashboard, "Data quality")
     wait_for_text(browser, "Webhook health")
     # one bad event for each of the 9 reasons; 15 duplicates, one of which conflicts; no gate failed
-    found = metrics(browser)
+    found = metrics(browser, 6)
     assert {name: found[name] for name in ["Rejected events", "Duplicates dropped", "Conflicting duplicates",
                                            "Checks acknowledged", "Checks failed"]} == {
         "Rejected events": "9", "Duplicates dropped": "15", "Conflicting duplicates": "1",
@@ -264,12 +264,17 @@ def wait_for_text(browser: WebDriver, text: str) -> None:
         By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
 
-def metrics(browser: WebDriver) -> dict[str, str]:
-    return {
-        metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text:
-            metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
-        for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
-    }
+def metrics(browser: WebDriver, count: int) -> dict[str, str]:
+    """The page's `count` st.metrics, once all are drawn, each value by its label."""
+    def drawn() -> dict[str, str]:
+        return {
+            metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text:
+                metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+            for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+        }
+
+    wait_for(browser, lambda: len(drawn()) == count and all(drawn().values()))
+    return drawn()
 
 
 def tables(browser: WebDriver, count: int) -> list[list[list[str]]]:
