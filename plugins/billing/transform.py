@@ -35,10 +35,8 @@ from billing.warehouse import connect, connection_parts
 
 # Slices name the project's folders by fqn (`fqn:marts.finance`: models/marts/finance/ and the tests
 # of its YAML); the same nodes as `path:` selectors, which cost about 0.3 s of every build.
-# The analysts' views (tag `analyst`). dbt replaces a relation with `drop ... cascade`, which drops
-# the views that read it: the slices that end a run build them again (views: no data moved), without
-# their data tests, which guard analysts' figures and must never stop billing (`billing rebuild` and
-# the test suite run them).
+# The analysts' views (tag `analyst`): a run's builds leave out their data tests, which guard
+# analysts' figures and must never stop billing (`billing rebuild` and the test suite run them).
 ANALYST_VIEWS = ("fqn:marts.finance", "fqn:marts.recurring_revenue", "fqn:marts.operations")
 # The slices the cycle-close DAG builds, each followed by its quality gate.
 EVENTS_SLICE = ("resource_type:seed", "fqn:staging", "fqn:intermediate.events", "fqn:intermediate.periods",
@@ -50,15 +48,12 @@ RATING_SLICE = ("fqn:intermediate.usage", "fqn:intermediate.rating", "fqn:interm
 USAGE_SLICE = ("resource_type:seed", "fqn:staging", "fqn:intermediate.events", "fqn:intermediate.periods",
                "fqn:marts.events", "fqn:intermediate.usage", "fqn:intermediate.stripe_sync", "fct_meter_usage",
                *ANALYST_VIEWS)
-# The staging views, one over each raw or billing table: no build of a table replaces what they
-# read, so a build re-creates them only when they are missing or were built from another project
-# (STAGING_SOURCES, dbt's version); their data tests run every time. The schema's comment names
-# the project they were built from (_staging_fingerprint).
 STAGING = "fqn:staging"
 STAGING_SCHEMA = "billing_staging"
-# What the staging views are built from: the dbt project, and the tables they read.
-STAGING_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
-                   CONTRACTS_DIR, BILLING_SCHEMA_SQL)
+MARTS_SCHEMA = "billing_marts"
+# What the kept views (KEPT_VIEWS) are built from: the dbt project, and the tables they read.
+VIEW_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
+                CONTRACTS_DIR, BILLING_SCHEMA_SQL)
 # What customers see mid-period: the current periods' usage rated so far, its projection, and
 # what each customer may still use (SPEC §15).
 CURRENT_USAGE_SLICE = ("resource_type:seed", "int_usage_lines__current", "int_usage_lines__projected",
@@ -93,6 +88,28 @@ class TransformFailed(RuntimeError):
 
 class UnknownModel(LookupError):
     """A name that is no model of the dbt project."""
+
+
+@dataclass(frozen=True)
+class KeptViews:
+    """Views that a build creates again only when one is missing or they were built from another
+    project (VIEW_SOURCES, dbt's version), and otherwise leaves as they are; their data tests run
+    every time.
+
+    Kept: the views of `folders` that read no table model, directly or through other views. dbt
+    replaces a relation by dropping it with `cascade`, which drops the views that read it, and every
+    build replaces its tables; the raw and billing tables, seeds (refilled in place) and incremental
+    models (replaced only by a rebuild from raw, which re-creates every view) stay. The comment of
+    `schema` names the project the views were built from (_view_fingerprint).
+    """
+
+    folders: tuple[str, ...]  # fqn selectors of a slice
+    schema: str
+
+
+# In the order a build checks them: the analysts' views read the staging views, so they are created
+# again whenever the staging views are (replacing a staging view drops them).
+KEPT_VIEWS = (KeptViews((STAGING,), STAGING_SCHEMA), KeptViews(ANALYST_VIEWS, MARTS_SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -135,12 +152,18 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         full_refresh = _touches_incremental_models(select) and _incremental_state_is_stale(rewrites)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
-        builds_staging = False
-        if STAGING in select:
-            staging_fingerprint = _staging_fingerprint()
-            builds_staging = full_refresh or not _staging_views_are_current(staging_fingerprint)
-            if not builds_staging:
-                arguments[arguments.index(STAGING)] = f"{STAGING},resource_type:test"
+        recreated = []
+        fingerprint = _view_fingerprint() if any(set(group.folders) <= set(select) for group in KEPT_VIEWS) else ""
+        for group in KEPT_VIEWS:
+            if not set(group.folders) <= set(select):
+                continue
+            kept, others = _kept_views(group)
+            if full_refresh or recreated or not _views_are_current(group, kept, fingerprint):
+                recreated.append(group)
+                continue
+            for folder in group.folders:
+                arguments[arguments.index(folder)] = f"{folder},resource_type:test"
+            arguments += sorted(others)
         nodes = _invoke(
             "build", "--select", *arguments,
             *(["--full-refresh"] if full_refresh else []),
@@ -148,39 +171,61 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
             "--exclude", "resource_type:test,tag:analyst",
             run=_run_values(as_of=as_of, grace=grace, raw_rewrites=rewrites),
         )
-        if builds_staging:
-            with connect() as connection:
+        with connect() as connection:
+            for group in recreated:
                 connection.execute(sql.SQL("comment on schema {} is {}").format(
-                    sql.Identifier(STAGING_SCHEMA), sql.Literal(staging_fingerprint)))
+                    sql.Identifier(group.schema), sql.Literal(fingerprint)))
     return nodes, full_refresh
 
 
-def _staging_views_are_current(fingerprint: str) -> bool:
-    """Whether every staging view is in the warehouse, built from the project `fingerprint` names."""
+def _kept_views(group: KeptViews) -> tuple[set[str], set[str]]:
+    """The names of `group`'s kept views, and of the other models of its folders a build creates."""
+    nodes = _parse().nodes
+    kept_folders = [folder.removeprefix("fqn:").split(".") for kept in KEPT_VIEWS for folder in kept.folders]
+
+    def in_folders(node: Any, folders: list[list[str]]) -> bool:
+        return any(node.fqn[1:1 + len(folder)] == folder for folder in folders)
+
+    @functools.cache
+    def stays(unique_id: str) -> bool:
+        """Whether a build leaves the relation, and all it reads, as it is (a source, seed, incremental
+        model or kept view; an ephemeral model is what it reads)."""
+        node = nodes.get(unique_id)  # NOTE: sources are not among the nodes
+        if node is None or node.resource_type != "model" or node.config.materialized == "incremental":
+            return True
+        if node.config.materialized == "table" or not in_folders(node, kept_folders):
+            return False
+        return all(stays(parent) for parent in node.depends_on.nodes)
+
+    models = [node for node in nodes.values() if node.resource_type == "model"
+              and node.config.materialized != "ephemeral" and in_folders(node, [
+                  folder.removeprefix("fqn:").split(".") for folder in group.folders])]
+    kept = {node.name for node in models if node.config.materialized == "view" and stays(node.unique_id)}
+    return kept, {node.name for node in models} - kept
+
+
+def _views_are_current(group: KeptViews, kept: set[str], fingerprint: str) -> bool:
+    """Whether every view of `kept` is in `group`'s schema, built from the project `fingerprint` names."""
     with connect() as connection:
         built_from, views = connection.execute(
             "select obj_description(to_regnamespace(%s), 'pg_namespace'),"
             " array(select viewname::text from pg_views where schemaname = %s)",
-            (STAGING_SCHEMA, STAGING_SCHEMA),
+            (group.schema, group.schema),
         ).fetchone()
-    staging_views = {
-        node.alias for node in _parse().nodes.values()
-        if node.fqn[1] == "staging" and node.config.materialized == "view"
-    }
-    return built_from == fingerprint and staging_views <= set(views)
+    return built_from == fingerprint and kept <= set(views)
 
 
-def _staging_fingerprint() -> str:
-    """A digest of STAGING_SOURCES' contents and dbt's version: the same on every machine."""
+def _view_fingerprint() -> str:
+    """A digest of VIEW_SOURCES' contents and dbt's version: the same on every machine."""
     from dbt.version import __version__ as dbt_version
 
     digest = hashlib.sha256(dbt_version.encode())
-    for root in STAGING_SOURCES:
+    for root in VIEW_SOURCES:
         for path in sorted([root, *root.rglob("*")] if root.is_dir() else [root]):
             if path.is_file():
                 digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
                 digest.update(path.read_bytes())
-    return f"staging views of project {digest.hexdigest()}"
+    return f"views of project {digest.hexdigest()}"
 
 
 def rebuild(*, as_of: str, grace: str) -> int:
@@ -432,12 +477,25 @@ def _parsed_project() -> Any:
     """A fresh copy of dbt's parse of the project, kept for the commands this process runs next.
 
     Each command would otherwise parse again, reading dbt's partial-parse file: about 0.4–0.6 s of
-    every build; a copy takes about 0.2 s. Each command gets a copy because a command changes the
-    manifest it runs on (ephemeral models' CTEs stay injected), which the next command must not see.
+    every build. Each command gets a copy because a command changes the nodes it compiles
+    (ephemeral models' CTEs stay injected), which the next command must not see. Only the nodes and
+    unit tests are copied (0.04 s); the rest, which no command changes, is shared (dbt's
+    `Manifest.deepcopy` copies every macro and file too: about 0.2 s).
     It is redone when a project file changes or the warehouse does (the manifest names the database).
     Run values are read only while executing (macros/run_var.sql), so they need no new parse.
     """
-    return _parse().deepcopy()
+    from dbt.contracts.graph.manifest import Manifest, _deepcopy
+
+    parsed = _parse()
+    shared = ("sources", "macros", "docs", "exposures", "functions", "metrics", "groups", "selectors", "metadata",
+              "disabled", "files", "state_check", "semantic_models", "saved_queries")
+    copy = Manifest(
+        nodes={unique_id: _deepcopy(node) for unique_id, node in parsed.nodes.items()},
+        unit_tests={unique_id: _deepcopy(test) for unique_id, test in parsed.unit_tests.items()},
+        **{name: getattr(parsed, name) for name in shared},
+    )
+    copy.build_flat_graph()
+    return copy
 
 
 def _parse() -> Any:

@@ -151,32 +151,50 @@ def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
         connection.execute("drop table raw.usage_events_2026_07")  # gone for good, like its events
 
 
-def test_the_staging_views_are_created_again_only_when_missing_or_built_from_another_project(warehouse):
-    def staging_views() -> dict[str, int]:
-        return dict(query("select viewname::text, format('%%I.%%I', schemaname, viewname)::regclass::oid::int"
-                          " from pg_views where schemaname = 'billing_staging'"))
+EVENT_MARTS = {"fct_rejected_usage_events", "fct_usage_event_duplicates"}
 
-    def build_events() -> int:
-        return transform.build(transform.EVENTS_SLICE, as_of=AS_OF, grace="1 hours")
+
+def test_views_are_created_again_only_when_missing_or_built_from_another_project(warehouse):
+    def views(schema: str) -> dict[str, int]:
+        return dict(query("select viewname::text, format('%%I.%%I', schemaname, viewname)::regclass::oid::int"
+                          " from pg_views where schemaname = %s", schema))
+
+    def build(slice_: tuple[str, ...]) -> int:
+        return transform.build(slice_, as_of=AS_OF, grace="1 hours")
 
     def execute(statement: str) -> None:
         with transform.connect() as connection:
             connection.execute(statement)
 
     reset_warehouse()
-    build_events()
-    built = staging_views()
-    assert len(built) == 26  # the models of models/staging but the 5 ephemeral ones
-    # current: left as they are, their data tests run
-    nodes = build_events()
-    assert staging_views() == built
-    # one dropped by hand: every staging view is created again, and counted among the nodes
+    build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
+    staging, marts = views("billing_staging"), views("billing_marts")
+    assert len(staging) == 26  # the models of models/staging but the 5 ephemeral ones
+    assert len(marts) == 22  # the 20 analysts' views and the 2 event marts
+    # current: left as they are, their data tests run. Created again: the two event marts (not kept),
+    # and the analysts' views over what a build replaces: fct_usage_history reads the table
+    # fct_meter_usage, fct_data_quality_daily the event mart fct_rejected_usage_events
+    events, rating = build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
+    assert views("billing_staging") == staging
+    again = views("billing_marts")
+    assert {name for name in marts if again[name] != marts[name]} == {
+        *EVENT_MARTS, "fct_usage_history", "fct_data_quality_daily"}
+    # the analysts' views built from another version of the project (an upgrade): the 18 created again
+    execute("comment on schema billing_marts is 'views of project 0'")
+    assert build(transform.RATING_SLICE) == rating + 18
+    assert views("billing_staging") == staging
+    now = views("billing_marts")
+    assert {name for name in marts if now[name] != again[name]} == marts.keys() - EVENT_MARTS
+    # a staging view dropped by hand (with the analysts' views over it): every staging view is created
+    # again, counted among the nodes, and the next rating build creates the analysts' views again
     execute("drop view billing_staging.stg_app__meters cascade")
-    assert build_events() == nodes + len(built)
-    again = staging_views()
-    assert again.keys() == built.keys() and not set(again.values()) & set(built.values())
-    # built from another version of the project (an upgrade): created again
-    execute("comment on schema billing_staging is 'staging views of project 0'")
-    assert build_events() == nodes + len(built)
-    assert not set(staging_views().values()) & set(again.values())
-    assert build_events() == nodes
+    assert build(transform.EVENTS_SLICE) == events + 26
+    assert build(transform.RATING_SLICE) == rating + 18
+    again = views("billing_staging")
+    assert again.keys() == staging.keys() and not set(again.values()) & set(staging.values())
+    assert views("billing_marts").keys() == marts.keys()
+    # the staging views built from another version of the project: created again
+    execute("comment on schema billing_staging is 'views of project 0'")
+    assert build(transform.EVENTS_SLICE) == events + 26
+    assert not set(views("billing_staging").values()) & set(again.values())
+    assert build(transform.EVENTS_SLICE) == events
