@@ -51,7 +51,7 @@ USAGE_SLICE = ("resource_type:seed", "fqn:staging", "fqn:intermediate.events", "
 STAGING = "fqn:staging"
 STAGING_SCHEMA = "billing_staging"
 MARTS_SCHEMA = "billing_marts"
-# What the kept views (KEPT_VIEWS) are built from: the dbt project, and the tables they read.
+# What the kept relations (KEPT) are built from: the dbt project, and the tables they read.
 VIEW_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
                 CONTRACTS_DIR, BILLING_SCHEMA_SQL)
 # What customers see mid-period: the current periods' usage rated so far, its projection, and
@@ -60,8 +60,8 @@ CURRENT_USAGE_SLICE = ("resource_type:seed", "int_usage_lines__current", "int_us
                        "customer_usage_current_period", "customer_entitlements")
 
 # The incremental chain, from the dedupe ledger to the checkpoint that commits it: what a repair
-# rebuilds from raw.
-INCREMENTAL_CHAIN = "+int_usage_pipeline__checkpoint"
+# rebuilds from raw. The staging views and seeds it reads are not rebuilt with it (KEPT).
+INCREMENTAL_CHAIN = "+int_usage_pipeline__checkpoint,fqn:intermediate"
 INCREMENTAL_FOLDERS = ("intermediate.events", "intermediate.usage")
 
 # The layout of the incremental models' state, kept in the checkpoint. Bump it when a change to
@@ -91,25 +91,25 @@ class UnknownModel(LookupError):
 
 
 @dataclass(frozen=True)
-class KeptViews:
-    """Views that a build creates again only when one is missing or they were built from another
+class Kept:
+    """Relations that a build creates again only when one is missing or they were built from another
     project (VIEW_SOURCES, dbt's version), and otherwise leaves as they are; their data tests run
     every time.
 
-    Kept: the views of `folders` that read no table model, directly or through other views. dbt
-    replaces a relation by dropping it with `cascade`, which drops the views that read it, and every
-    build replaces its tables; the raw and billing tables, seeds (refilled in place) and incremental
-    models (replaced only by a rebuild from raw, which re-creates every view) stay. The comment of
-    `schema` names the project the views were built from (_view_fingerprint).
+    Kept: the seeds, and the views that read no relation a build replaces, directly or through
+    other views. dbt replaces a relation by dropping it with `cascade`, which drops the views that
+    read it. Every build replaces its tables, and a rebuild from raw its incremental models; the raw
+    and billing tables stay. The comment of `schema` names the project they were built from
+    (_view_fingerprint).
     """
 
-    folders: tuple[str, ...]  # fqn selectors of a slice
+    selectors: tuple[str, ...]  # of a slice: `fqn:<folder>` or `resource_type:seed`
     schema: str
 
 
-# In the order a build checks them: the analysts' views read the staging views, so they are created
-# again whenever the staging views are (replacing a staging view drops them).
-KEPT_VIEWS = (KeptViews((STAGING,), STAGING_SCHEMA), KeptViews(ANALYST_VIEWS, MARTS_SCHEMA))
+# In the order a build checks them: the analysts' views read the staging views and the seeds, so
+# they are created again whenever those are (replacing either drops them).
+KEPT = (Kept(("resource_type:seed", STAGING), STAGING_SCHEMA), Kept(ANALYST_VIEWS, MARTS_SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -153,16 +153,16 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
         recreated = []
-        fingerprint = _view_fingerprint() if any(set(group.folders) <= set(select) for group in KEPT_VIEWS) else ""
-        for group in KEPT_VIEWS:
-            if not set(group.folders) <= set(select):
+        fingerprint = _view_fingerprint() if any(set(kept.selectors) <= set(select) for kept in KEPT) else ""
+        for group in KEPT:
+            if not set(group.selectors) <= set(select):
                 continue
-            kept, others = _kept_views(group)
-            if full_refresh or recreated or not _views_are_current(group, kept, fingerprint):
+            kept, others = _kept(group, full_refresh=full_refresh)
+            if recreated or not _kept_are_current(group, kept, fingerprint):
                 recreated.append(group)
                 continue
-            for folder in group.folders:
-                arguments[arguments.index(folder)] = f"{folder},resource_type:test"
+            for selector in group.selectors:
+                arguments[arguments.index(selector)] = f"{selector},resource_type:test"
             arguments += sorted(others)
         nodes = _invoke(
             "build", "--select", *arguments,
@@ -178,41 +178,50 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
     return nodes, full_refresh
 
 
-def _kept_views(group: KeptViews) -> tuple[set[str], set[str]]:
-    """The names of `group`'s kept views, and of the other models of its folders a build creates."""
+def _kept(group: Kept, *, full_refresh: bool) -> tuple[set[str], set[str]]:
+    """The names of `group`'s kept relations, and of the other models it selects, which a build
+    creates (under `full_refresh`, the views over incremental models are among them)."""
     nodes = _parse().nodes
-    kept_folders = [folder.removeprefix("fqn:").split(".") for kept in KEPT_VIEWS for folder in kept.folders]
-
-    def in_folders(node: Any, folders: list[list[str]]) -> bool:
-        return any(node.fqn[1:1 + len(folder)] == folder for folder in folders)
+    kept_selectors = [selector for kept in KEPT for selector in kept.selectors]
 
     @functools.cache
     def stays(unique_id: str) -> bool:
-        """Whether a build leaves the relation, and all it reads, as it is (a source, seed, incremental
-        model or kept view; an ephemeral model is what it reads)."""
+        """Whether the build leaves the relation, and all it reads, as it is."""
         node = nodes.get(unique_id)  # NOTE: sources are not among the nodes
-        if node is None or node.resource_type != "model" or node.config.materialized == "incremental":
+        if node is None or node.resource_type == "seed":
             return True
-        if node.config.materialized == "table" or not in_folders(node, kept_folders):
+        materialized = node.config.materialized
+        if materialized == "incremental":
+            return not full_refresh
+        if materialized == "table" or not any(_selects(selector, node) for selector in kept_selectors):
             return False
         return all(stays(parent) for parent in node.depends_on.nodes)
 
-    models = [node for node in nodes.values() if node.resource_type == "model"
-              and node.config.materialized != "ephemeral" and in_folders(node, [
-                  folder.removeprefix("fqn:").split(".") for folder in group.folders])]
-    kept = {node.name for node in models if node.config.materialized == "view" and stays(node.unique_id)}
-    return kept, {node.name for node in models} - kept
+    members = [node for node in nodes.values()
+               if node.resource_type in ("model", "seed") and node.config.materialized != "ephemeral"
+               and any(_selects(selector, node) for selector in group.selectors)]
+    kept = {node.name for node in members if node.resource_type == "seed"
+            or node.config.materialized == "view" and stays(node.unique_id)}
+    return kept, {node.name for node in members} - kept
 
 
-def _views_are_current(group: KeptViews, kept: set[str], fingerprint: str) -> bool:
-    """Whether every view of `kept` is in `group`'s schema, built from the project `fingerprint` names."""
+def _selects(selector: str, node: Any) -> bool:
+    """Whether a selector of KEPT (`fqn:<folder>`, `resource_type:seed`) selects `node`."""
+    if selector == "resource_type:seed":
+        return node.resource_type == "seed"
+    folder = selector.removeprefix("fqn:").split(".")
+    return node.fqn[1:1 + len(folder)] == folder
+
+
+def _kept_are_current(group: Kept, kept: set[str], fingerprint: str) -> bool:
+    """Whether every relation of `kept` is in `group`'s schema, built from the project `fingerprint` names."""
     with connect() as connection:
-        built_from, views = connection.execute(
+        built_from, relations = connection.execute(
             "select obj_description(to_regnamespace(%s), 'pg_namespace'),"
-            " array(select viewname::text from pg_views where schemaname = %s)",
+            " array(select relname::text from pg_class where relnamespace = to_regnamespace(%s))",
             (group.schema, group.schema),
         ).fetchone()
-    return built_from == fingerprint and kept <= set(views)
+    return built_from == fingerprint and kept <= set(relations)
 
 
 def _view_fingerprint() -> str:

@@ -151,13 +151,22 @@ def test_months_across_partitions_and_detached(warehouse, tmp_path: Path):
         connection.execute("drop table raw.usage_events_2026_07")  # gone for good, like its events
 
 
-EVENT_MARTS = {"fct_rejected_usage_events", "fct_usage_event_duplicates"}
+# Views a run's builds create every time: the event marts read the incremental event models, and
+# two analysts' views read what a build replaces (fct_usage_history the table fct_meter_usage,
+# fct_data_quality_daily the event mart fct_rejected_usage_events).
+NOT_KEPT = {"fct_rejected_usage_events", "fct_usage_event_duplicates", "fct_usage_history", "fct_data_quality_daily"}
 
 
-def test_views_are_created_again_only_when_missing_or_built_from_another_project(warehouse):
+def test_kept_relations_are_created_again_only_when_missing_or_built_from_another_project(warehouse):
     def views(schema: str) -> dict[str, int]:
         return dict(query("select viewname::text, format('%%I.%%I', schemaname, viewname)::regclass::oid::int"
                           " from pg_views where schemaname = %s", schema))
+
+    def seed() -> int:
+        return query("select 'billing_staging.currencies'::regclass::oid::int")[0][0]
+
+    def changed(before: dict[str, int], after: dict[str, int]) -> set[str]:
+        return {name for name in before if after.get(name) != before[name]}
 
     def build(slice_: tuple[str, ...]) -> int:
         return transform.build(slice_, as_of=AS_OF, grace="1 hours")
@@ -168,33 +177,25 @@ def test_views_are_created_again_only_when_missing_or_built_from_another_project
 
     reset_warehouse()
     build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
-    staging, marts = views("billing_staging"), views("billing_marts")
+    staging, marts, currencies = views("billing_staging"), views("billing_marts"), seed()
     assert len(staging) == 26  # the models of models/staging but the 5 ephemeral ones
     assert len(marts) == 22  # the 20 analysts' views and the 2 event marts
-    # current: left as they are, their data tests run. Created again: the two event marts (not kept),
-    # and the analysts' views over what a build replaces: fct_usage_history reads the table
-    # fct_meter_usage, fct_data_quality_daily the event mart fct_rejected_usage_events
+    # current: the staging views, the seed and 18 of the analysts' views are left as they are; the
+    # data tests of all of them run
     events, rating = build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
-    assert views("billing_staging") == staging
-    again = views("billing_marts")
-    assert {name for name in marts if again[name] != marts[name]} == {
-        *EVENT_MARTS, "fct_usage_history", "fct_data_quality_daily"}
-    # the analysts' views built from another version of the project (an upgrade): the 18 created again
-    execute("comment on schema billing_marts is 'views of project 0'")
-    assert build(transform.RATING_SLICE) == rating + 18
-    assert views("billing_staging") == staging
-    now = views("billing_marts")
-    assert {name for name in marts if now[name] != again[name]} == marts.keys() - EVENT_MARTS
-    # a staging view dropped by hand (with the analysts' views over it): every staging view is created
-    # again, counted among the nodes, and the next rating build creates the analysts' views again
-    execute("drop view billing_staging.stg_app__meters cascade")
-    assert build(transform.EVENTS_SLICE) == events + 26
-    assert build(transform.RATING_SLICE) == rating + 18
-    again = views("billing_staging")
-    assert again.keys() == staging.keys() and not set(again.values()) & set(staging.values())
-    assert views("billing_marts").keys() == marts.keys()
-    # the staging views built from another version of the project: created again
+    assert views("billing_staging") == staging and seed() == currencies
+    assert changed(marts, views("billing_marts")) == NOT_KEPT
+    # a rebuild from raw (a truncate) replaces the incremental models and what reads them, no more
+    before = views("billing_marts")
+    execute("truncate raw.usage_events")
+    build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
+    assert views("billing_staging") == staging and seed() == currencies
+    assert changed(before, views("billing_marts")) == NOT_KEPT
+    # built from another version of the project (an upgrade): the 26 staging views are created and
+    # the seed loaded again, counted among the nodes. Replacing them drops the analysts' views; the next
+    # rating build finds them missing and creates the 18 kept ones again
     execute("comment on schema billing_staging is 'views of project 0'")
-    assert build(transform.EVENTS_SLICE) == events + 26
-    assert not set(views("billing_staging").values()) & set(again.values())
-    assert build(transform.EVENTS_SLICE) == events
+    assert build(transform.EVENTS_SLICE) == events + 27
+    assert not set(views("billing_staging").values()) & set(staging.values())
+    assert build(transform.RATING_SLICE) == rating + 18
+    assert views("billing_marts").keys() == marts.keys()
