@@ -97,16 +97,19 @@ class Kept:
     every time.
 
     Kept: the seeds, and the views that read no relation a build replaces, directly or through
-    other views. dbt replaces a relation by dropping it with `cascade`, which drops the views that
-    read it. Every build replaces its tables, and a rebuild from raw its incremental models; the raw
-    and billing tables stay. The comment of `schema` names the project they were built from
-    (_view_fingerprint).
+    other views, and no value of the run (macros/run_var.sql: a view's SQL holds the values of the
+    build that created it). dbt replaces a relation by dropping it with `cascade`, which drops the
+    views that read it. Every build replaces its tables, and a rebuild from raw its incremental
+    models; the raw and billing tables stay. The comment of `schema` names the project they were
+    built from (_view_fingerprint).
     """
 
     selectors: tuple[str, ...]  # of a slice: `fqn:<folder>` or `resource_type:seed`
     schema: str
 
 
+# The macro through which a model reads the run's values (as_of, grace, ...).
+RUN_VAR_MACRO = "macro.billing.run_var"
 # In the order a build checks them: the analysts' views read the staging views and the seeds, so
 # they are created again whenever those are (replacing either drops them).
 KEPT = (Kept(("resource_type:seed", STAGING), STAGING_SCHEMA), Kept(ANALYST_VIEWS, MARTS_SCHEMA))
@@ -181,8 +184,14 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
 def _kept(group: Kept, *, full_refresh: bool) -> tuple[set[str], set[str]]:
     """The names of `group`'s kept relations, and of the other models it selects, which a build
     creates (under `full_refresh`, the views over incremental models are among them)."""
-    nodes = _parse().nodes
+    manifest = _parse()
+    nodes, macros = manifest.nodes, manifest.macros
     kept_selectors = [selector for kept in KEPT for selector in kept.selectors]
+
+    @functools.cache
+    def reads_run_values(macro_id: str) -> bool:
+        return macro_id == RUN_VAR_MACRO or macro_id in macros and any(
+            reads_run_values(called) for called in macros[macro_id].depends_on.macros)
 
     @functools.cache
     def stays(unique_id: str) -> bool:
@@ -195,7 +204,8 @@ def _kept(group: Kept, *, full_refresh: bool) -> tuple[set[str], set[str]]:
             return not full_refresh
         if materialized == "table" or not any(_selects(selector, node) for selector in kept_selectors):
             return False
-        return all(stays(parent) for parent in node.depends_on.nodes)
+        return not any(reads_run_values(macro) for macro in node.depends_on.macros) and all(
+            stays(parent) for parent in node.depends_on.nodes)
 
     members = [node for node in nodes.values()
                if node.resource_type in ("model", "seed") and node.config.materialized != "ephemeral"
