@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from billing import transform
+from billing.settings import DEFAULT_GRACE
 from billing.warehouse import connect, warehouse_url
 from conftest import query, reset_warehouse, run_cli, run_dag
 from psycopg import errors, sql
@@ -194,7 +196,8 @@ def _eventually(condition) -> bool:
 def test_the_grants_survive_a_rebuild_that_replaces_every_mart(analyst: str) -> None:
     before = {name: oid for name, oid in query(
         "select relname, oid from pg_class where relnamespace = 'billing_marts'::regnamespace")}
-    run_cli("rebuild", "--as-of", JUNE_CLOSE)
+    # in this process (`billing rebuild` itself: test_mart_docs)
+    transform.rebuild(as_of=JUNE_CLOSE, grace=DEFAULT_GRACE)
     after = dict(query("select relname, oid from pg_class where relnamespace = 'billing_marts'::regnamespace"))
     assert [name for name in before if before[name] == after.get(name)] == [], "every mart is a new relation"
     relations = marts()

@@ -63,11 +63,15 @@ def test_a_delete_from_raw_makes_the_next_build_rebuild_from_raw(warehouse, tmp_
     assert (update.rebuilt_from_raw, update.ledger_rows_processed) == (False, 1)
     assert june_usage() == [(65, 4)]
 
+    staging, marts, currencies = views("billing_staging"), views("billing_marts"), seed()
     with transform.connect() as connection:
         connection.execute("delete from raw.usage_events where reference = 'june-1'")
     update = transform.update_usage(as_of=AS_OF, grace="1 hours")
     assert update.rebuilt_from_raw
     assert june_usage() == [(45, 3)]
+    # the rebuild from raw replaced the incremental models and what reads them, not the kept relations
+    assert views("billing_staging") == staging and seed() == currencies
+    assert changed(marts, views("billing_marts")) == NOT_KEPT
 
     update = transform.update_usage(as_of=AS_OF, grace="1 hours")
     assert (update.rebuilt_from_raw, update.ledger_rows_processed) == (False, 0)
@@ -159,17 +163,22 @@ NOT_KEPT = {"fct_rejected_usage_events", "fct_usage_event_duplicates", "fct_usag
             "fct_mrr", "fct_mrr_movements", "fct_subscription_metrics_monthly"}
 
 
+def views(schema: str) -> dict[str, int]:
+    """Each view of `schema`: its oid by its name."""
+    return dict(query("select viewname::text, format('%%I.%%I', schemaname, viewname)::regclass::oid::int"
+                      " from pg_views where schemaname = %s", schema))
+
+
+def seed() -> int:
+    return query("select 'billing_staging.currencies'::regclass::oid::int")[0][0]
+
+
+def changed(before: dict[str, int], after: dict[str, int]) -> set[str]:
+    """The names in `before` whose relation is gone or another one."""
+    return {name for name in before if after.get(name) != before[name]}
+
+
 def test_kept_relations_are_created_again_only_when_missing_or_built_from_another_project(warehouse):
-    def views(schema: str) -> dict[str, int]:
-        return dict(query("select viewname::text, format('%%I.%%I', schemaname, viewname)::regclass::oid::int"
-                          " from pg_views where schemaname = %s", schema))
-
-    def seed() -> int:
-        return query("select 'billing_staging.currencies'::regclass::oid::int")[0][0]
-
-    def changed(before: dict[str, int], after: dict[str, int]) -> set[str]:
-        return {name for name in before if after.get(name) != before[name]}
-
     def build(slice_: tuple[str, ...]) -> int:
         return transform.build(slice_, as_of=AS_OF, grace="1 hours")
 
@@ -187,16 +196,10 @@ def test_kept_relations_are_created_again_only_when_missing_or_built_from_anothe
     events, rating = build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
     assert views("billing_staging") == staging and seed() == currencies
     assert changed(marts, views("billing_marts")) == NOT_KEPT
-    # a rebuild from raw (a truncate) replaces the incremental models and what reads them, no more
-    before = views("billing_marts")
-    execute("truncate raw.usage_events")
-    build(transform.EVENTS_SLICE), build(transform.RATING_SLICE)
-    assert views("billing_staging") == staging and seed() == currencies
-    assert changed(before, views("billing_marts")) == NOT_KEPT
     # built from another version of the project (an upgrade): the 26 staging views are created and
     # the seed loaded again, counted among the nodes. Replacing them drops the analysts' views; the next
     # rating build finds them missing and creates the 15 kept ones again
-    execute("comment on schema billing_staging is 'views of project 0'")
+    execute("comment on schema billing_staging is 'kept relations of project 0'")
     assert build(transform.EVENTS_SLICE) == events + 27
     assert not set(views("billing_staging").values()) & set(staging.values())
     assert build(transform.RATING_SLICE) == rating + 15
