@@ -52,7 +52,7 @@ STAGING = "fqn:staging"
 STAGING_SCHEMA = "billing_staging"
 MARTS_SCHEMA = "billing_marts"
 # What the kept relations (KEPT) are built from: the dbt project, and the tables they read.
-VIEW_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
+KEPT_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
                 CONTRACTS_DIR, BILLING_SCHEMA_SQL)
 # What customers see mid-period: the current periods' usage rated so far, its projection, and
 # what each customer may still use (SPEC §15).
@@ -93,7 +93,7 @@ class UnknownModel(LookupError):
 @dataclass(frozen=True)
 class Kept:
     """Relations that a build creates again only when one is missing or they were built from another
-    project (VIEW_SOURCES, dbt's version), and otherwise leaves as they are; their data tests run
+    project (KEPT_SOURCES, dbt's version), and otherwise leaves as they are; their data tests run
     every time.
 
     Kept: the seeds, and the views that read no relation a build replaces, directly or through
@@ -101,7 +101,7 @@ class Kept:
     build that created it). dbt replaces a relation by dropping it with `cascade`, which drops the
     views that read it. Every build replaces its tables, and a rebuild from raw its incremental
     models; the raw and billing tables stay. The comment of `schema` names the project they were
-    built from (_view_fingerprint).
+    built from (_kept_fingerprint).
     """
 
     selectors: tuple[str, ...]  # of a slice: `fqn:<folder>` or `resource_type:seed`
@@ -156,7 +156,7 @@ def _build(select: tuple[str, ...], *, as_of: str, grace: str, data_tests: bool)
         if full_refresh:
             arguments.append(INCREMENTAL_CHAIN)
         recreated = []
-        fingerprint = _view_fingerprint() if any(set(kept.selectors) <= set(select) for kept in KEPT) else ""
+        fingerprint = _kept_fingerprint() if any(set(kept.selectors) <= set(select) for kept in KEPT) else ""
         for group in KEPT:
             if not set(group.selectors) <= set(select):
                 continue
@@ -234,17 +234,17 @@ def _kept_are_current(group: Kept, kept: set[str], fingerprint: str) -> bool:
     return built_from == fingerprint and kept <= set(relations)
 
 
-def _view_fingerprint() -> str:
-    """A digest of VIEW_SOURCES' contents and dbt's version: the same on every machine."""
+def _kept_fingerprint() -> str:
+    """A digest of KEPT_SOURCES' contents and dbt's version: the same on every machine."""
     from dbt.version import __version__ as dbt_version
 
     digest = hashlib.sha256(dbt_version.encode())
-    for root in VIEW_SOURCES:
+    for root in KEPT_SOURCES:
         for path in sorted([root, *root.rglob("*")] if root.is_dir() else [root]):
             if path.is_file():
                 digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
                 digest.update(path.read_bytes())
-    return f"views of project {digest.hexdigest()}"
+    return f"kept relations of project {digest.hexdigest()}"
 
 
 def rebuild(*, as_of: str, grace: str) -> int:
