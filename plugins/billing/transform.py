@@ -29,6 +29,7 @@ from typing import Any
 from psycopg import sql
 
 from billing import raw_events
+from billing.analysts import MARTS_SCHEMA
 from billing.schema import BILLING_SCHEMA_SQL
 from billing.settings import CONTRACTS_DIR, DBT_PROJECT_DIR, PROJECT_ROOT, billing_home
 from billing.warehouse import connect, connection_parts
@@ -50,7 +51,6 @@ USAGE_SLICE = ("resource_type:seed", "fqn:staging", "fqn:intermediate.events", "
                *ANALYST_VIEWS)
 STAGING = "fqn:staging"
 STAGING_SCHEMA = "billing_staging"
-MARTS_SCHEMA = "billing_marts"
 # What the kept relations (KEPT) are built from: the dbt project, and the tables they read.
 KEPT_SOURCES = (*(DBT_PROJECT_DIR / name for name in ("dbt_project.yml", "models", "macros", "seeds")),
                 CONTRACTS_DIR, BILLING_SCHEMA_SQL)
