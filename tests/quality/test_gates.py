@@ -107,7 +107,12 @@ def test_clean_orders_pass_and_are_recorded(warehouse: str, billing_home) -> Non
     ]
     assert rows[0][4] == {"observed_value": 0}
     assert rows[2][4]["element_count"] == 3
-    assert (billing_home / "data_docs" / "scratch_orders" / "index.html").is_file()
+    docs = billing_home / "data_docs" / "scratch_orders"
+    assert (docs / "index.html").is_file()
+    [page] = (docs / "validations" / "scratch_orders" / "orders_are_complete" / "clean-run").glob("*/*.html")
+    assert "customer_id" in page.read_text()
+    # the templates GX compiled for these pages, which later gate runs reuse (quality/data_docs_views.py)
+    assert list((billing_home / "cache" / "data_docs_templates").glob("*.cache"))
 
 
 def test_bad_orders_fail_naming_checks_and_rows(warehouse: str) -> None:

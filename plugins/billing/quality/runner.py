@@ -261,14 +261,20 @@ def ephemeral_context(*, data_docs_dir: Path) -> Any:
 
 
 def data_docs_site(directory: str) -> dict[str, Any]:
+    views = "billing.quality.data_docs_views"  # GX's own views, their templates compiled once
     return {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": directory},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                               "view": {"module_name": views, "class_name": "IndexPageView"}},
         # NOTE: the validation pages show each expectation with its result: no page per suite (one
         # per check) and no profiling pages, which only cost rendering.
-        "site_section_builders": {"expectations": "0", "profiling": "0"},
+        "site_section_builders": {
+            "expectations": "0",
+            "profiling": "0",
+            "validations": {"view": {"module_name": views, "class_name": "PageView"}},
+        },
     }
 
 
