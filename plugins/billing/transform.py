@@ -308,6 +308,13 @@ def semantic_manifest_path() -> Path:
     return _target_path() / "semantic_manifest.json"
 
 
+def load_project() -> None:
+    """Parse the project and read its manifest now: the commands this process, or a process forked
+    from it, runs next reuse them while the project's files are unchanged (billing.celery_worker)."""
+    _parse()
+    _manifest()
+
+
 def _manifest() -> dict[str, Any]:
     """dbt's manifest of the project as it is on disk: the last invocation's, or a fresh parse."""
     path = _target_path() / "manifest.json"
