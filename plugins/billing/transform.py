@@ -309,10 +309,11 @@ def semantic_manifest_path() -> Path:
 
 
 def load_project() -> None:
-    """Parse the project and read its manifest now: the commands this process, or a process forked
-    from it, runs next reuse them while the project's files are unchanged (billing.celery_worker)."""
+    """Parse the project now: the commands this process, or a process forked from it, runs next
+    reuse the parse while the project's files are unchanged (billing.celery_worker).
+
+    It writes no manifest.json, which another process may be reading (`ref`)."""
     _parse()
-    _manifest()
 
 
 def _manifest() -> dict[str, Any]:
