@@ -36,6 +36,7 @@ from billing.dag_defaults import (
     dispatch_webhooks,
     gateway_calls_in_flight,
     gateway_task,
+    in_order,
 )
 from billing.runs import lease_tasks, leased
 from billing.shards import mapped_shards
@@ -134,9 +135,8 @@ def billing_cycle_close():
     invoices_charged = charge_invoices.partial(run=run).expand(shard=shards)
     pdfs_rendered = render_invoice_pdfs(run)
     webhooks_dispatched = dispatch_webhooks.partial(run=run).expand(shard=shards)
-    contracts_checked >> events_built >> events_checked >> drafts_rated >> drafts_checked
-    drafts_checked >> invoices_issued >> ledger_checked >> invoices_charged >> pdfs_rendered
-    pdfs_rendered >> webhooks_dispatched
+    in_order(contracts_checked, events_built, events_checked, drafts_rated, drafts_checked, invoices_issued,
+             ledger_checked, invoices_charged, pdfs_rendered, webhooks_dispatched)
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

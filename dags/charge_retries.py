@@ -13,7 +13,7 @@ a lost gateway answer are re-sent with their key (`resume_refunds`, SPEC §13).
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from billing.dag_defaults import RUN_SETTINGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task
+from billing.dag_defaults import RUN_SETTINGS, dispatch_webhooks, gateway_calls_in_flight, gateway_task, in_order
 from billing.runs import lease_tasks, leased
 from billing.shards import GATEWAY_POOL, mapped_shards
 
@@ -61,7 +61,7 @@ def charge_retries():
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)
     retried = retry_failed_charges.partial(run=run).expand(shard=mapped_shards())
-    check_ledger(run) >> retried >> resume_refunds(run) >> webhooks_dispatched
+    in_order(check_ledger(run), retried, resume_refunds(run), webhooks_dispatched)
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

@@ -13,7 +13,7 @@ recorded before it is made, by identifier, and resent only while unanswered.
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from billing.dag_defaults import RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, update_usage
+from billing.dag_defaults import RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, in_order, update_usage
 from billing.runs import lease_tasks, leased
 
 DAG_ID = "stripe_usage_sync"
@@ -60,7 +60,7 @@ def stripe_usage_sync():
 
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)
-    update_usage(run) >> send_usage(run) >> reconcile_usage(run) >> check_stripe_sync(run) >> webhooks_dispatched
+    in_order(update_usage(run), send_usage(run), reconcile_usage(run), check_stripe_sync(run), webhooks_dispatched)
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

@@ -13,7 +13,14 @@ what they processed, and a run that fails leaves it where it was, so the next ru
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from billing.dag_defaults import MODEL_BUILD_TIMEOUT, RUN_SETTINGS, WINDOW_PARAMS, dispatch_webhooks, update_usage
+from billing.dag_defaults import (
+    MODEL_BUILD_TIMEOUT,
+    RUN_SETTINGS,
+    WINDOW_PARAMS,
+    dispatch_webhooks,
+    in_order,
+    update_usage,
+)
 from billing.runs import lease_tasks, leased
 
 DAG_ID = "usage_pipeline"
@@ -56,7 +63,7 @@ def usage_pipeline():
 
     run = begin_run()
     webhooks_dispatched = dispatch_webhooks(run)
-    update_usage(run) >> rate_current_usage(run) >> announce_usage(run) >> webhooks_dispatched
+    in_order(update_usage(run), rate_current_usage(run), announce_usage(run), webhooks_dispatched)
     webhooks_dispatched >> end_run(run).as_teardown(setups=run)
 
 

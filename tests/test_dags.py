@@ -3,9 +3,10 @@ and its operational settings; a task that fails for good, in a real Airflow run,
 once (`billing.dag_defaults`), one shard of a mapped task included.
 
 Each DAG's graph is compared whole: its task ids, and every upstream → downstream edge. A leased
-DAG runs its steps in one chain between `begin_run` (the setup that takes the warehouse's lease
-and hands every task the run) and `end_run` (the teardown that gives it back), so `begin_run` is
-also upstream of every other task.
+DAG runs its steps one after another between `begin_run` (the setup that takes the warehouse's
+lease and hands every task the run) and `end_run` (the teardown that gives it back), so `begin_run`
+is also upstream of every other task. Each step is downstream of every step before it
+(`dag_defaults.in_order`), so a failed step stops all the later ones at once.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ UNLEASED_STEPS = {
 
 
 def leased_edges(steps: list[str]) -> set[tuple[str, str]]:
-    chain = ["begin_run", *steps, "end_run"]
-    return set(zip(chain, chain[1:], strict=False)) | {("begin_run", task_id) for task_id in chain[1:]}
+    in_order = {(earlier, later) for position, earlier in enumerate(steps) for later in steps[position + 1:]}
+    lease = {("begin_run", task_id) for task_id in [*steps, "end_run"]} | {(steps[-1], "end_run")}
+    return in_order | lease
 
 
 def edges(dag) -> set[tuple[str, str]]:
@@ -220,6 +222,11 @@ def test_a_failed_gate_is_not_retried_and_is_announced_once(warehouse, billing_h
     assert (f"billing_cycle_close run {again.run_id} failed in check_raw_contracts: {error}. To do: {GATE_HINT}"
             in again.log_path.read_text())
     assert query("select count(*) from billing.invoices") == [(0,)]
+    # every task after the gate is marked upstream_failed in one pass (dag_defaults.in_order): the
+    # in-process run waits its one second once, for the teardown, not once a task
+    waits = [line for line in again.log_path.read_text().splitlines()
+             if "No tasks to run" in line and again.run_id in line]
+    assert len(waits) == 1, waits
 
 
 # The project's operational settings on a throwaway DAG (retries a second apart in this suite).
